@@ -1,0 +1,5 @@
+//! Sinks: where entries leave the pipeline.
+
+pub mod blackhole;
+pub mod console;
+pub mod file;

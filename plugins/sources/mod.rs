@@ -1,0 +1,136 @@
+//! Sources: where entries enter the pipeline. Shared here: turning framed lines into entries and
+//! batches, and the read loop over any byte stream (a TCP connection, stdin).
+
+pub mod socket;
+pub mod stdin;
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::event::LogEntry;
+use crate::framing::{Frame, LineFramer};
+use crate::metrics::ComponentMetrics;
+use crate::parse::level::detect_level;
+use crate::time::Timestamp;
+use crate::topology::{Batch, MAX_BATCH_ENTRIES, Output};
+
+/// Default `max_line_bytes` of every line-oriented source.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 102_400;
+
+/// Bytes asked for per read: large reads keep syscalls per line low.
+const READ_CHUNK: usize = 256 * 1024;
+
+pub fn default_max_line_bytes() -> usize {
+    DEFAULT_MAX_LINE_BYTES
+}
+
+/// Collects entries made from lines until a batch is full or the input pauses.
+pub struct LineBatcher {
+    source: Arc<str>,
+    node_id: Arc<str>,
+    metrics: ComponentMetrics,
+    entries: Vec<LogEntry>,
+    bytes: usize,
+    /// Read time given to entries whose line carries none; refreshed once per read, not per line.
+    now: Timestamp,
+}
+
+impl LineBatcher {
+    pub fn new(source: Arc<str>, node_id: Arc<str>, metrics: ComponentMetrics) -> Self {
+        LineBatcher {
+            source,
+            node_id,
+            metrics,
+            entries: Vec::with_capacity(MAX_BATCH_ENTRIES),
+            bytes: 0,
+            now: Timestamp::now(),
+        }
+    }
+
+    pub fn refresh_time(&mut self) {
+        self.now = Timestamp::now();
+    }
+
+    pub fn push_frame(&mut self, frame: Frame) {
+        match frame {
+            Frame::Line(line) => self.push_line(line),
+            Frame::Truncated(head) => {
+                self.metrics.error("line_truncated");
+                self.push_line(head);
+            }
+        }
+    }
+
+    /// Adds one line as an entry; empty lines carry nothing and are skipped.
+    pub fn push_line(&mut self, line: Bytes) {
+        if line.is_empty() {
+            return;
+        }
+        self.bytes += line.len();
+        let mut entry =
+            LogEntry::from_line(line, self.source.clone(), self.node_id.clone(), self.now);
+        if let Some(level) = detect_level(&entry.raw) {
+            entry.level = level;
+        }
+        self.entries.push(entry);
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.entries.len() >= MAX_BATCH_ENTRIES
+    }
+
+    /// Sends what has been collected as one batch.
+    pub async fn flush(&mut self, output: &Output) {
+        if self.entries.is_empty() {
+            return;
+        }
+        let entries = std::mem::replace(&mut self.entries, Vec::with_capacity(MAX_BATCH_ENTRIES));
+        self.metrics
+            .received(entries.len(), std::mem::take(&mut self.bytes));
+        output.send(Batch::new(entries)).await;
+    }
+}
+
+/// Reads `reader` to its end (or until shutdown), framing lines into batches. A final line
+/// without a newline is emitted at the end.
+pub async fn read_lines<R: AsyncRead + Unpin>(
+    mut reader: R,
+    mut framer: LineFramer,
+    batcher: &mut LineBatcher,
+    output: &Output,
+    shutdown: &CancellationToken,
+) -> std::io::Result<()> {
+    let mut buffer = BytesMut::with_capacity(READ_CHUNK);
+    let result = loop {
+        if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
+            buffer.reserve(READ_CHUNK);
+        }
+        let read = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break Ok(()),
+            read = reader.read_buf(&mut buffer) => read,
+        };
+        match read {
+            Ok(0) => break Ok(()),
+            Ok(_) => {
+                batcher.refresh_time();
+                while let Some(frame) = framer.decode(&mut buffer) {
+                    batcher.push_frame(frame);
+                    if batcher.is_full() {
+                        batcher.flush(output).await;
+                    }
+                }
+                batcher.flush(output).await;
+            }
+            Err(error) => break Err(error),
+        }
+    };
+    while let Some(frame) = framer.decode_eof(&mut buffer) {
+        batcher.push_frame(frame);
+    }
+    batcher.flush(output).await;
+    result
+}

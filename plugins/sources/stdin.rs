@@ -1,0 +1,47 @@
+//! `type = "stdin"`: lines from standard input, until it ends.
+
+use serde::Deserialize;
+
+use super::{LineBatcher, default_max_line_bytes, read_lines};
+use crate::component::{
+    BuildContext, BuildError, ComponentError, ComponentFuture, Source, SourceConfig, SourceContext,
+};
+use crate::framing::LineFramer;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StdinConfig {
+    /// Longer lines are cut to this many bytes (counted in `component_errors_total`).
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+}
+
+impl SourceConfig for StdinConfig {
+    fn build(&self, _cx: &BuildContext<'_>) -> Result<Box<dyn Source>, BuildError> {
+        Ok(Box::new(StdinSource {
+            config: self.clone(),
+        }))
+    }
+}
+
+struct StdinSource {
+    config: StdinConfig,
+}
+
+impl Source for StdinSource {
+    fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
+        Box::pin(async move {
+            cx.health.running();
+            let mut batcher =
+                LineBatcher::new(cx.id.clone(), cx.node_id.clone(), cx.metrics.clone());
+            read_lines(
+                tokio::io::stdin(),
+                LineFramer::new(self.config.max_line_bytes),
+                &mut batcher,
+                &cx.output,
+                &cx.shutdown,
+            )
+            .await
+            .map_err(|error| ComponentError::io("reading stdin", error))
+        })
+    }
+}

@@ -1,0 +1,3 @@
+//! Transforms: synchronous steps applied to each batch.
+
+pub mod filter;

@@ -1,0 +1,103 @@
+//! `tailfix run`: starts the API and the pipeline, waits for SIGTERM/SIGINT (or for every
+//! component to finish on its own), then drains within `[agent].shutdown_timeout`.
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState};
+use crate::config::Config;
+use crate::health::Health;
+use crate::metrics::MetricsCollector;
+use crate::topology::{RunningTopology, TopologyError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot create data_dir {path}: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen for the API on {address}: {source}")]
+    Api {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Build(Vec<TopologyError>),
+    #[error("cannot install signal handler: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+/// Runs the agent described by `config` until it is told to stop. Returns `Ok` on a clean stop.
+pub async fn run(config: Config) -> Result<(), RunError> {
+    let data_dir = &config.global.agent.data_dir;
+    std::fs::create_dir_all(data_dir).map_err(|source| RunError::DataDir {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
+    let metrics = MetricsCollector::new();
+    let health = Health::new();
+
+    let api_shutdown = CancellationToken::new();
+    let api_task = if config.global.api.enabled {
+        let address = config.global.api.address;
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| RunError::Api { address, source })?;
+        tracing::info!(%address, "API listening");
+        let router = api::router(ApiState {
+            metrics: metrics.clone(),
+            health: health.clone(),
+        });
+        Some(tokio::spawn(api::serve(
+            listener,
+            router,
+            api_shutdown.clone(),
+        )))
+    } else {
+        None
+    };
+
+    let mut topology =
+        RunningTopology::start(&config, &metrics, &health).map_err(RunError::Build)?;
+    tracing::info!(
+        sources = config.sources.len(),
+        transforms = config.transforms.len(),
+        sinks = config.sinks.len(),
+        "pipeline started"
+    );
+
+    let signalled = tokio::select! {
+        signal = shutdown_signal() => { signal?; true }
+        _ = topology.finished() => false,
+    };
+    if signalled {
+        let timeout = config.global.agent.shutdown_timeout.0;
+        tracing::info!(?timeout, "shutting down: draining in-flight entries");
+        if !topology.stop(timeout).await {
+            tracing::warn!(
+                ?timeout,
+                "shutdown timeout passed before every entry was written"
+            );
+        }
+    }
+    api_shutdown.cancel();
+    if let Some(task) = api_task {
+        let _ = task.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() -> Result<(), RunError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signal)?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! The traits every component implements, and what the runtime hands each one.
+//!
+//! A component knows only these: its config type (`SourceConfig`, `TransformConfig`,
+//! `SinkConfig`) builds it, and its context gives it channels, metrics, health and shutdown.
+//! Components never see each other; the runtime wires them through the registry.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::GlobalOptions;
+use crate::event::LogEntry;
+use crate::health::HealthHandle;
+use crate::metrics::{ComponentMetrics, MetricsCollector};
+use crate::topology::{Input, Output};
+
+/// Why a running component stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ComponentError {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        ComponentError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Why a component could not be built from a valid config (e.g. a file that cannot be opened).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BuildError(pub String);
+
+pub type ComponentFuture = Pin<Box<dyn Future<Output = Result<(), ComponentError>> + Send>>;
+
+/// A network resource a component binds; two components may not claim the same one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resource {
+    Tcp(SocketAddr),
+    Udp(SocketAddr),
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Resource::Tcp(address) => write!(f, "tcp://{address}"),
+            Resource::Udp(address) => write!(f, "udp://{address}"),
+        }
+    }
+}
+
+/// What a config needs to build its component.
+pub struct BuildContext<'a> {
+    pub id: &'a str,
+    pub global: &'a GlobalOptions,
+    pub metrics: &'a MetricsCollector,
+}
+
+pub trait SourceConfig: Debug + Send + Sync {
+    fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Source>, BuildError>;
+
+    /// Addresses this source listens on.
+    fn resources(&self) -> Vec<Resource> {
+        Vec::new()
+    }
+}
+
+pub trait TransformConfig: Debug + Send + Sync {
+    fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Transform>, BuildError>;
+}
+
+pub trait SinkConfig: Debug + Send + Sync {
+    fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Sink>, BuildError>;
+}
+
+/// Everything a running source gets.
+pub struct SourceContext {
+    pub id: Arc<str>,
+    pub node_id: Arc<str>,
+    pub output: Output,
+    /// Cancelled when the agent shuts down: stop reading, send what is in hand, return.
+    pub shutdown: CancellationToken,
+    pub metrics: ComponentMetrics,
+    pub health: HealthHandle,
+    pub data_dir: PathBuf,
+}
+
+/// Everything a running sink gets. The input closes once every upstream is done: a sink
+/// drains it, flushes, and returns.
+pub struct SinkContext {
+    pub id: Arc<str>,
+    pub input: Input,
+    pub metrics: ComponentMetrics,
+    pub health: HealthHandle,
+    pub data_dir: PathBuf,
+}
+
+pub trait Source: Send {
+    fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture;
+}
+
+/// A synchronous step applied to each batch in place: filter, enrich, drop.
+pub trait Transform: Send {
+    /// Rewrites `entries`; entries removed must be counted in `metrics.discarded`.
+    fn transform(&mut self, entries: &mut Vec<LogEntry>, metrics: &ComponentMetrics);
+}
+
+pub trait Sink: Send {
+    fn run(self: Box<Self>, cx: SinkContext) -> ComponentFuture;
+}

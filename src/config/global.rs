@@ -1,0 +1,238 @@
+//! The global sections of a config file: `[agent]`, `[api]`, `[nodes]`, and the `[model]` and
+//! `[repository]` defaults (the seed's `ModelConfig` and `RepositoryConfig`).
+//!
+//! Every field has a default, so an empty file is a valid agent that does nothing.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::time::parse_duration;
+
+/// A duration written as `"10s"`, `"500ms"`, `"24h"`, or an integer number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Seconds(seconds) => Ok(ConfigDuration(Duration::from_secs(seconds))),
+            Raw::Text(text) => parse_duration(&text).map(ConfigDuration).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "invalid duration `{text}` (expected e.g. \"500ms\", \"10s\", \"5m\", \"24h\")"
+                ))
+            }),
+        }
+    }
+}
+
+impl From<ConfigDuration> for Duration {
+    fn from(value: ConfigDuration) -> Self {
+        value.0
+    }
+}
+
+/// A token or key. Never printed: `Debug` shows only whether it is set.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret's value, or `None` when it is empty.
+    pub fn expose(&self) -> Option<&str> {
+        (!self.0.is_empty()).then_some(self.0.as_str())
+    }
+
+    pub fn is_set(&self) -> bool {
+        !self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "Secret(unset)"
+        } else {
+            "Secret(***)"
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Everything in one process.
+    #[default]
+    Standalone,
+    /// Ships to an aggregator, registers and heartbeats.
+    Agent,
+    /// Accepts events from agents and runs remediation for the fleet.
+    Aggregator,
+}
+
+/// `[agent]`: this process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AgentConfig {
+    /// This node's id in every entry and at the aggregator.
+    pub node_id: String,
+    pub mode: Mode,
+    /// Where the SQLite state lives (checkpoints, incidents, model cache); created if missing.
+    pub data_dir: PathBuf,
+    /// `trace` … `error`, or a tracing filter directive; `RUST_LOG` overrides it.
+    pub log_level: String,
+    /// `mode = "agent"`: the aggregator's base URL.
+    pub aggregator: Option<String>,
+    /// `mode = "agent"`: bearer token for the aggregator.
+    pub aggregator_token: Secret,
+    pub heartbeat_interval: ConfigDuration,
+    /// How long in-flight entries may take to drain at SIGTERM/SIGINT.
+    pub shutdown_timeout: ConfigDuration,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            node_id: std::env::var("HOSTNAME")
+                .ok()
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| "local".to_string()),
+            mode: Mode::Standalone,
+            data_dir: PathBuf::from("./data"),
+            log_level: "info".to_string(),
+            aggregator: None,
+            aggregator_token: Secret::default(),
+            heartbeat_interval: ConfigDuration(Duration::from_secs(10)),
+            shutdown_timeout: ConfigDuration(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// `[api]`: the HTTP server for health, metrics and the `/api/v1` endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ApiConfig {
+    pub enabled: bool,
+    pub address: SocketAddr,
+    /// When set, every `/api/v1` request needs `Authorization: Bearer <token>`.
+    pub token: Secret,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            enabled: true,
+            address: SocketAddr::from(([127, 0, 0, 1], 9598)),
+            token: Secret::default(),
+        }
+    }
+}
+
+/// `[nodes]`: when an aggregator considers a node stale or lost.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct NodesConfig {
+    pub stale_after: ConfigDuration,
+    pub lost_after: ConfigDuration,
+}
+
+impl Default for NodesConfig {
+    fn default() -> Self {
+        NodesConfig {
+            stale_after: ConfigDuration(Duration::from_secs(30)),
+            lost_after: ConfigDuration(Duration::from_secs(120)),
+        }
+    }
+}
+
+/// The seed's `ModelConfig`: which language model remediation asks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ModelConfig {
+    /// `openai` (any OpenAI-compatible server), `anthropic`, or `none` (report only).
+    pub provider: String,
+    pub api_key: Secret,
+    /// `openai`: includes `/v1`; `anthropic`: the host only.
+    pub base_url: Option<String>,
+    pub timeout: ConfigDuration,
+    pub model: String,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            provider: "none".to_string(),
+            api_key: Secret::default(),
+            base_url: None,
+            timeout: ConfigDuration(Duration::from_secs(120)),
+            model: String::new(),
+        }
+    }
+}
+
+/// The seed's `RepositoryConfig`: where fixes are proposed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RepositoryConfig {
+    /// `github`, `gitlab`, `local`, or `none`.
+    pub provider: String,
+    pub owner: String,
+    pub name: String,
+    pub token: Secret,
+    pub base_path: String,
+    pub branch: String,
+    pub base_url: Option<String>,
+    /// `local`: the git repository on disk.
+    pub path: PathBuf,
+}
+
+impl Default for RepositoryConfig {
+    fn default() -> Self {
+        RepositoryConfig {
+            provider: "none".to_string(),
+            owner: String::new(),
+            name: String::new(),
+            token: Secret::default(),
+            base_path: String::new(),
+            branch: "main".to_string(),
+            base_url: None,
+            path: PathBuf::from("."),
+        }
+    }
+}
+
+/// Everything outside the component tables, as components see it when they are built.
+#[derive(Debug, Clone, Default)]
+pub struct GlobalOptions {
+    pub agent: AgentConfig,
+    pub api: ApiConfig,
+    pub nodes: NodesConfig,
+    pub model: ModelConfig,
+    pub repository: RepositoryConfig,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = Secret::new("ghp_abcdef");
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+        assert_eq!(secret.expose(), Some("ghp_abcdef"));
+        assert_eq!(Secret::default().expose(), None);
+    }
+}

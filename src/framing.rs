@@ -1,0 +1,197 @@
+//! Splitting a byte stream into lines, with a bound on line length.
+//!
+//! Modelled on tokio-util's `LinesCodec`, but it hands out `Bytes` slices of the read buffer
+//! (no copy, no UTF-8 check) and treats an over-long line as data, not as an error: the first
+//! `max_line_bytes` are returned flagged as truncated, and the rest of that line is skipped up to
+//! the next newline. Without that limit a peer that never sends a newline would make the buffer
+//! grow without bound.
+
+use bytes::{Bytes, BytesMut};
+
+/// One line out of the framer, without its `\n` (and without a `\r` before it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    Line(Bytes),
+    /// The first `max_line_bytes` of a longer line; the rest is being skipped.
+    Truncated(Bytes),
+}
+
+#[derive(Debug, Clone)]
+pub struct LineFramer {
+    max_line_bytes: usize,
+    /// Bytes of the buffer's head already searched for a newline, so that a long partial line
+    /// is not rescanned on every read.
+    next_index: usize,
+    /// Inside the tail of an over-long line whose head was already returned.
+    discarding: bool,
+}
+
+impl LineFramer {
+    pub fn new(max_line_bytes: usize) -> Self {
+        LineFramer {
+            max_line_bytes: max_line_bytes.max(1),
+            next_index: 0,
+            discarding: false,
+        }
+    }
+
+    /// The next complete line in `buffer`, consuming it; `None` when more input is needed.
+    pub fn decode(&mut self, buffer: &mut BytesMut) -> Option<Frame> {
+        loop {
+            let search_end = buffer.len().min(self.max_line_bytes.saturating_add(1));
+            let newline =
+                memchr::memchr(b'\n', &buffer[self.next_index.min(search_end)..search_end])
+                    .map(|offset| self.next_index + offset);
+            match (self.discarding, newline) {
+                (true, Some(offset)) => {
+                    let _ = buffer.split_to(offset + 1);
+                    self.discarding = false;
+                    self.next_index = 0;
+                }
+                (true, None) => {
+                    // Still inside the over-long line: drop what we have and wait for more.
+                    buffer.clear();
+                    self.next_index = 0;
+                    return None;
+                }
+                (false, Some(offset)) => {
+                    let line = buffer.split_to(offset + 1).freeze();
+                    self.next_index = 0;
+                    return Some(Frame::Line(without_terminator(line)));
+                }
+                (false, None) if buffer.len() > self.max_line_bytes => {
+                    let head = buffer.split_to(self.max_line_bytes).freeze();
+                    self.discarding = true;
+                    self.next_index = 0;
+                    return Some(Frame::Truncated(head));
+                }
+                (false, None) => {
+                    self.next_index = buffer.len();
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// At end of input: whatever is left is the last line (a line without a final newline).
+    pub fn decode_eof(&mut self, buffer: &mut BytesMut) -> Option<Frame> {
+        if let Some(frame) = self.decode(buffer) {
+            return Some(frame);
+        }
+        self.next_index = 0;
+        if self.discarding {
+            self.discarding = false;
+            buffer.clear();
+            return None;
+        }
+        if buffer.is_empty() {
+            return None;
+        }
+        Some(Frame::Line(without_terminator(buffer.split().freeze())))
+    }
+}
+
+/// The line without a trailing `\n` and `\r`.
+pub fn without_terminator(mut line: Bytes) -> Bytes {
+    if line.last() == Some(&b'\n') {
+        line.truncate(line.len() - 1);
+    }
+    if line.last() == Some(&b'\r') {
+        line.truncate(line.len() - 1);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(framer: &mut LineFramer, buffer: &mut BytesMut) -> Vec<Frame> {
+        std::iter::from_fn(|| framer.decode(buffer)).collect()
+    }
+
+    #[test]
+    fn splits_lines_and_strips_crlf() {
+        let mut framer = LineFramer::new(1024);
+        let mut buffer = BytesMut::from(&b"one\r\ntwo\nthr"[..]);
+        assert_eq!(
+            frames(&mut framer, &mut buffer),
+            vec![
+                Frame::Line(Bytes::from_static(b"one")),
+                Frame::Line(Bytes::from_static(b"two"))
+            ]
+        );
+        buffer.extend_from_slice(b"ee\n");
+        assert_eq!(
+            framer.decode(&mut buffer),
+            Some(Frame::Line(Bytes::from_static(b"three")))
+        );
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn cuts_an_overlong_line_and_resumes_after_it() {
+        let mut framer = LineFramer::new(4);
+        let mut buffer = BytesMut::from(&b"abcdefgh"[..]);
+        assert_eq!(
+            framer.decode(&mut buffer),
+            Some(Frame::Truncated(Bytes::from_static(b"abcd")))
+        );
+        assert_eq!(framer.decode(&mut buffer), None);
+        assert!(buffer.is_empty(), "the skipped tail is not kept");
+        buffer.extend_from_slice(b"ijk\nok\n");
+        assert_eq!(
+            frames(&mut framer, &mut buffer),
+            vec![Frame::Line(Bytes::from_static(b"ok"))]
+        );
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_limit_is_whole() {
+        let mut framer = LineFramer::new(4);
+        let mut buffer = BytesMut::from(&b"abcd\n"[..]);
+        assert_eq!(
+            framer.decode(&mut buffer),
+            Some(Frame::Line(Bytes::from_static(b"abcd")))
+        );
+    }
+
+    #[test]
+    fn eof_returns_the_unterminated_last_line() {
+        let mut framer = LineFramer::new(100);
+        let mut buffer = BytesMut::from(&b"a\nlast"[..]);
+        assert_eq!(
+            framer.decode_eof(&mut buffer),
+            Some(Frame::Line(Bytes::from_static(b"a")))
+        );
+        assert_eq!(
+            framer.decode_eof(&mut buffer),
+            Some(Frame::Line(Bytes::from_static(b"last")))
+        );
+        assert_eq!(framer.decode_eof(&mut buffer), None);
+    }
+
+    #[test]
+    fn byte_by_byte_feeding_gives_the_same_lines() {
+        let input = b"alpha\nbeta\r\n\ngamma-is-long\ndelta\n";
+        let mut framer = LineFramer::new(8);
+        let mut buffer = BytesMut::new();
+        let mut out = Vec::new();
+        for byte in input {
+            buffer.extend_from_slice(&[*byte]);
+            while let Some(frame) = framer.decode(&mut buffer) {
+                out.push(frame);
+            }
+        }
+        assert_eq!(
+            out,
+            vec![
+                Frame::Line(Bytes::from_static(b"alpha")),
+                Frame::Line(Bytes::from_static(b"beta")),
+                Frame::Line(Bytes::from_static(b"")),
+                Frame::Truncated(Bytes::from_static(b"gamma-is")),
+                Frame::Line(Bytes::from_static(b"delta")),
+            ]
+        );
+    }
+}

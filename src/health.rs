@@ -1,0 +1,108 @@
+//! Component health, as `GET /health` reports it.
+//!
+//! The agent is healthy once every source is listening and no component has failed. A failed
+//! component is logged with its id and listed here; the others keep running.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+
+use crate::metrics::ComponentKind;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComponentStatus {
+    Starting,
+    Running,
+    /// Finished on its own (a source at end of input) or at shutdown.
+    Stopped,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentHealth {
+    pub kind: &'static str,
+    pub status: ComponentStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Shared table of every component's status.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    components: Arc<Mutex<BTreeMap<String, ComponentHealth>>>,
+}
+
+/// A component's handle on its own row.
+#[derive(Debug, Clone)]
+pub struct HealthHandle {
+    health: Health,
+    id: String,
+}
+
+impl Health {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn table(&self) -> MutexGuard<'_, BTreeMap<String, ComponentHealth>> {
+        // A panic while holding this lock cannot leave the table inconsistent (each write is
+        // one insert), so a poisoned lock is still usable.
+        self.components
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn register(&self, id: &str, kind: ComponentKind) -> HealthHandle {
+        self.table().insert(
+            id.to_string(),
+            ComponentHealth {
+                kind: kind.as_str(),
+                status: ComponentStatus::Starting,
+                error: None,
+            },
+        );
+        HealthHandle {
+            health: self.clone(),
+            id: id.to_string(),
+        }
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, ComponentHealth> {
+        self.table().clone()
+    }
+
+    /// Healthy: every source has started listening (or finished) and nothing failed.
+    pub fn is_healthy(&self) -> bool {
+        self.table()
+            .values()
+            .all(|component| match component.status {
+                ComponentStatus::Failed => false,
+                ComponentStatus::Starting => component.kind != ComponentKind::Source.as_str(),
+                ComponentStatus::Running | ComponentStatus::Stopped => true,
+            })
+    }
+}
+
+impl HealthHandle {
+    fn set(&self, status: ComponentStatus, error: Option<String>) {
+        if let Some(row) = self.health.table().get_mut(&self.id) {
+            row.status = status;
+            row.error = error;
+        }
+    }
+
+    /// The component is ready (a source: listening or reading).
+    pub fn running(&self) {
+        self.set(ComponentStatus::Running, None);
+    }
+
+    pub fn stopped(&self) {
+        self.set(ComponentStatus::Stopped, None);
+    }
+
+    pub fn failed(&self, error: impl Into<String>) {
+        self.set(ComponentStatus::Failed, Some(error.into()));
+    }
+}

@@ -1,0 +1,19 @@
+//! tailfix: a log agent that tails, parses and ships logs, and turns recurring errors into
+//! proposed code fixes. See DESIGN.md for the map; `main.rs` is the command line.
+
+pub mod api;
+pub mod app;
+pub mod component;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod framing;
+pub mod health;
+pub mod metrics;
+pub mod parse;
+pub mod processor;
+pub mod time;
+pub mod topology;
+
+#[path = "../plugins/mod.rs"]
+pub mod plugins;

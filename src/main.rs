@@ -1,0 +1,94 @@
+//! The `tailfix` command line: `run` the agent, `validate` a config.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tailfix::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "tailfix",
+    version,
+    about = "A log agent that turns recurring errors into proposed fixes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent.
+    Run {
+        /// Pipeline config file.
+        #[arg(short, long, default_value = "conf/tailfix.toml")]
+        config: PathBuf,
+    },
+    /// Check a config file without running it; prints every problem and exits 1 if any.
+    Validate {
+        #[arg(short, long, default_value = "conf/tailfix.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { config } => match Config::load(&config) {
+            Ok(loaded) => {
+                println!(
+                    "{}: ok ({} sources, {} transforms, {} sinks)",
+                    config.display(),
+                    loaded.sources.len(),
+                    loaded.transforms.len(),
+                    loaded.sinks.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { config } => {
+            let loaded = match Config::load(&config) {
+                Ok(loaded) => loaded,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            init_logging(&loaded.global.agent.log_level);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    eprintln!("cannot start the async runtime: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(tailfix::app::run(loaded)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(%error, "tailfix stopped with an error");
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Logs go to stderr (stdout belongs to the console sink). `RUST_LOG` overrides `log_level`.
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,199 @@
+//! The pipeline's edges: a component's `Output` fans batches out to the bounded input channels of
+//! its consumers, and a consumer reads them from its `Input`.
+//!
+//! Every channel is bounded (`CHANNEL_BATCHES` batches). What happens when one is full is the
+//! consumer's choice (`when_full`): `block` slows the producer down, `drop_newest` drops the batch
+//! and counts it in `component_discarded_events_total{reason="buffer_full"}` of the consumer.
+
+use std::sync::Arc;
+
+use prometheus::{IntCounter, IntGauge};
+use serde::Deserialize;
+
+use super::batch::Batch;
+use crate::metrics::ComponentMetrics;
+
+/// Capacity of every component's input channel, in batches. With batches of at most
+/// `MAX_BATCH_ENTRIES` this bounds what a stalled consumer can hold in memory.
+pub const CHANNEL_BATCHES: usize = 16;
+
+/// Most entries a source puts in one batch.
+pub const MAX_BATCH_ENTRIES: usize = 512;
+
+/// What a consumer's input does when its channel is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Wait for room: backpressure up to the sources.
+    #[default]
+    Block,
+    /// Drop the batch being sent, and count it.
+    DropNewest,
+}
+
+/// One consumer of an output.
+struct Target {
+    consumer: Arc<str>,
+    sender: flume::Sender<Batch>,
+    when_full: WhenFull,
+    buffer_events: IntGauge,
+    discarded_buffer_full: IntCounter,
+}
+
+/// The sending side of a component: every consumer gets every batch.
+#[derive(Clone)]
+pub struct Output {
+    targets: Arc<[Target]>,
+    metrics: ComponentMetrics,
+}
+
+impl Output {
+    pub(crate) fn new(metrics: ComponentMetrics) -> OutputBuilder {
+        OutputBuilder {
+            targets: Vec::new(),
+            metrics,
+        }
+    }
+
+    /// An output with no consumers, for components whose entries nobody reads.
+    pub fn detached(metrics: ComponentMetrics) -> Self {
+        Output {
+            targets: Arc::from(Vec::new()),
+            metrics,
+        }
+    }
+
+    /// Sends a batch to every consumer; the last gets the original, the others a clone.
+    pub async fn send(&self, batch: Batch) {
+        if batch.is_empty() {
+            return;
+        }
+        self.metrics.sent(batch.len());
+        let Some((last, others)) = self.targets.split_last() else {
+            return;
+        };
+        for target in others {
+            target.deliver(batch.clone()).await;
+        }
+        last.deliver(batch).await;
+    }
+
+    /// Whether any consumer still reads this output.
+    pub fn is_connected(&self) -> bool {
+        self.targets
+            .iter()
+            .any(|target| !target.sender.is_disconnected())
+    }
+}
+
+impl Target {
+    async fn deliver(&self, batch: Batch) {
+        let events = batch.len() as i64;
+        self.buffer_events.add(events);
+        let outcome = match self.when_full {
+            WhenFull::Block => self
+                .sender
+                .send_async(batch)
+                .await
+                .map_err(|e| e.into_inner()),
+            WhenFull::DropNewest => match self.sender.try_send(batch) {
+                Ok(()) => Ok(()),
+                Err(flume::TrySendError::Full(_dropped)) => {
+                    self.buffer_events.sub(events);
+                    self.discarded_buffer_full.inc_by(events as u64);
+                    return;
+                }
+                Err(flume::TrySendError::Disconnected(batch)) => Err(batch),
+            },
+        };
+        if let Err(undelivered) = outcome {
+            self.buffer_events.sub(events);
+            undelivered.mark_failed();
+            tracing::debug!(consumer = %self.consumer, "consumer is gone; batch not delivered");
+        }
+    }
+}
+
+pub(crate) struct OutputBuilder {
+    targets: Vec<Target>,
+    metrics: ComponentMetrics,
+}
+
+impl OutputBuilder {
+    pub(crate) fn add_target(
+        &mut self,
+        consumer: Arc<str>,
+        sender: flume::Sender<Batch>,
+        when_full: WhenFull,
+        consumer_metrics: &ComponentMetrics,
+    ) {
+        self.targets.push(Target {
+            consumer,
+            sender,
+            when_full,
+            buffer_events: consumer_metrics.buffer_events.clone(),
+            discarded_buffer_full: consumer_metrics.discarded_counter("buffer_full"),
+        });
+    }
+
+    pub(crate) fn build(self) -> Output {
+        Output {
+            targets: Arc::from(self.targets),
+            metrics: self.metrics,
+        }
+    }
+}
+
+/// The receiving side of a transform or sink.
+pub struct Input {
+    receiver: flume::Receiver<Batch>,
+    metrics: ComponentMetrics,
+}
+
+impl Input {
+    pub(crate) fn new(receiver: flume::Receiver<Batch>, metrics: ComponentMetrics) -> Self {
+        Input { receiver, metrics }
+    }
+
+    /// The next batch, or `None` once every producer is gone and the channel is drained.
+    pub async fn recv(&self) -> Option<Batch> {
+        let batch = self.receiver.recv_async().await.ok()?;
+        Some(self.account(batch))
+    }
+
+    /// Blocking form of `recv` for sinks that run on a thread of their own; `Timeout` lets them
+    /// flush on a timer while idle.
+    pub fn recv_blocking(&self, timeout: std::time::Duration) -> Result<Batch, RecvError> {
+        match self.receiver.recv_timeout(timeout) {
+            Ok(batch) => Ok(self.account(batch)),
+            Err(flume::RecvTimeoutError::Timeout) => Err(RecvError::Timeout),
+            Err(flume::RecvTimeoutError::Disconnected) => Err(RecvError::Closed),
+        }
+    }
+
+    /// A batch if one is waiting, without blocking.
+    pub fn try_recv(&self) -> Option<Batch> {
+        self.receiver
+            .try_recv()
+            .ok()
+            .map(|batch| self.account(batch))
+    }
+
+    /// Whether no batch is waiting right now.
+    pub fn is_empty(&self) -> bool {
+        self.receiver.is_empty()
+    }
+
+    fn account(&self, batch: Batch) -> Batch {
+        self.metrics.buffer_events.sub(batch.len() as i64);
+        self.metrics.received(batch.len(), batch.byte_size());
+        batch
+    }
+}
+
+/// Why `Input::recv_blocking` returned without a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvError {
+    Timeout,
+    Closed,
+}
