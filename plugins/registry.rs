@@ -15,7 +15,8 @@ use crate::metrics::ComponentKind;
 /// A parsed component config, boxed as its trait object.
 pub type ParsedConfig<C> = Parsed<Box<C>>;
 
-type Parser<C> = fn(Spanned<DeValue<'_>>) -> ParsedConfig<C>;
+/// Parses a component's keys into its config.
+pub type Parser<C> = fn(Spanned<DeValue<'_>>) -> ParsedConfig<C>;
 
 const SOURCES: &[(&str, Parser<dyn SourceConfig>)] = &[
     ("socket", source::<sources::socket::SocketConfig>),

@@ -106,7 +106,7 @@ mod tests {
         let source_metrics = collector.component("agg", ComponentKind::Source, "aggregator");
         let sink_metrics = collector.component("out", ComponentKind::Sink, "blackhole");
         let (sender, receiver) = flume::bounded(1);
-        let mut builder = Output::new(source_metrics);
+        let mut builder = Output::builder(source_metrics);
         builder.add_target(Arc::from("out"), sender, WhenFull::Block, &sink_metrics);
         let processor = LogProcessor::new(builder.build(), 2);
 

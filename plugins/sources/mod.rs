@@ -96,6 +96,10 @@ impl LineBatcher {
 
 /// Reads `reader` to its end (or until shutdown), framing lines into batches. A final line
 /// without a newline is emitted at the end.
+///
+/// At shutdown, what the peer already sent (bytes waiting in the socket) is still read, up to
+/// `SHUTDOWN_READS` reads: those lines were accepted by the kernel on our behalf, and a sender
+/// that finished before the signal should find all of them delivered.
 pub async fn read_lines<R: AsyncRead + Unpin>(
     mut reader: R,
     mut framer: LineFramer,
@@ -104,14 +108,28 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
     shutdown: &CancellationToken,
 ) -> std::io::Result<()> {
     let mut buffer = BytesMut::with_capacity(READ_CHUNK);
+    let mut reads_after_shutdown = 0;
     let result = loop {
         if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
             buffer.reserve(READ_CHUNK);
         }
-        let read = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break Ok(()),
-            read = reader.read_buf(&mut buffer) => read,
+        let read = if shutdown.is_cancelled() {
+            reads_after_shutdown += 1;
+            if reads_after_shutdown > SHUTDOWN_READS {
+                break Ok(());
+            }
+            // Take only what is already there: a read that would wait ends the loop.
+            tokio::select! {
+                biased;
+                read = reader.read_buf(&mut buffer) => read,
+                _ = std::future::ready(()) => break Ok(()),
+            }
+        } else {
+            tokio::select! {
+                biased;
+                read = reader.read_buf(&mut buffer) => read,
+                _ = shutdown.cancelled() => continue,
+            }
         };
         match read {
             Ok(0) => break Ok(()),
@@ -134,3 +152,6 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
     batcher.flush(output).await;
     result
 }
+
+/// Reads allowed after shutdown to take in what is already waiting.
+const SHUTDOWN_READS: usize = 64;

@@ -51,17 +51,17 @@ impl Filter {
             return false;
         }
         let text = entry.error_trace.as_ref().unwrap_or(&entry.message);
-        if let Some(include) = &self.config.include {
-            if !include.is_match(text) {
-                return false;
-            }
-        }
-        if let Some(exclude) = &self.config.exclude {
-            if exclude.is_match(text) {
-                return false;
-            }
-        }
-        true
+        let included = self
+            .config
+            .include
+            .as_ref()
+            .is_none_or(|include| include.is_match(text));
+        let excluded = self
+            .config
+            .exclude
+            .as_ref()
+            .is_some_and(|exclude| exclude.is_match(text));
+        included && !excluded
     }
 }
 

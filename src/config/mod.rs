@@ -26,7 +26,7 @@ pub use interpolate::{InterpolationError, interpolate};
 
 use crate::component::{SinkConfig, SourceConfig, TransformConfig};
 use crate::metrics::ComponentKind;
-use crate::plugins::registry::{self, ParsedConfig};
+use crate::plugins::registry;
 
 use crate::topology::WhenFull;
 
@@ -148,6 +148,9 @@ impl Config {
             declared: Vec::new(),
         };
         let config = loader.load();
+        loader
+            .errors
+            .sort_by_key(|error| (error.line, error.column));
         match config {
             Some(config) if loader.errors.is_empty() => Ok(config),
             _ => Err(ConfigErrors(loader.errors)),
@@ -378,7 +381,7 @@ impl<'a> Loader<'a> {
         &mut self,
         kind: ComponentKind,
         raw: RawComponent<'_>,
-        parser: fn(&str) -> Option<fn(Spanned<DeValue<'_>>) -> ParsedConfig<C>>,
+        parser: fn(&str) -> Option<registry::Parser<C>>,
     ) -> Option<ComponentSpec<C>> {
         let component = format!("{}.{}", kind.table(), raw.id);
         let Some(parse) = parser(&raw.type_name) else {

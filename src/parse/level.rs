@@ -44,8 +44,9 @@ fn level_word(head: &[u8]) -> Option<Level> {
         let upper = word.iter().all(u8::is_ascii_uppercase);
         let bracketed = matches!(before, Some(b'[' | b'<')) && matches!(after, Some(b']' | b'>'));
         if (upper && word.len() >= 3) || bracketed {
-            if let Some(level) = Level::from_name(word) {
-                return Some(level);
+            let level = Level::from_name(word);
+            if level.is_some() {
+                return level;
             }
         }
     }

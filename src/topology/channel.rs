@@ -48,7 +48,7 @@ pub struct Output {
 }
 
 impl Output {
-    pub(crate) fn new(metrics: ComponentMetrics) -> OutputBuilder {
+    pub(crate) fn builder(metrics: ComponentMetrics) -> OutputBuilder {
         OutputBuilder {
             targets: Vec::new(),
             metrics,

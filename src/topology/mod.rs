@@ -113,11 +113,11 @@ impl RunningTopology {
         let mut outputs = HashMap::new();
         for (spec, _) in &built_sources {
             let m = component_metrics(&spec.id, ComponentKind::Source, &spec.type_name);
-            outputs.insert(spec.id.as_str(), (Output::new(m.clone()), m));
+            outputs.insert(spec.id.as_str(), (Output::builder(m.clone()), m));
         }
         for (spec, _) in &built_transforms {
             let m = component_metrics(&spec.id, ComponentKind::Transform, &spec.type_name);
-            outputs.insert(spec.id.as_str(), (Output::new(m.clone()), m));
+            outputs.insert(spec.id.as_str(), (Output::builder(m.clone()), m));
         }
         let mut inputs = HashMap::new();
         let consumers = built_transforms
