@@ -449,3 +449,187 @@ when_full = "block"
     agent.signal("TERM");
     assert!(agent.wait_exit(Duration::from_secs(30)).success());
 }
+
+#[test]
+fn a_failed_sink_is_reported_by_health_and_the_rest_keeps_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, tcp) = (free_port(), free_port());
+    // The broken sink's parent "directory" is a regular file: it cannot create its output.
+    std::fs::write(dir.path().join("not-a-dir"), b"").unwrap();
+    let good = dir.path().join("good.log");
+    let config = format!(
+        r#"
+[agent]
+data_dir = "data"
+[api]
+address = "127.0.0.1:{api}"
+[sources.tcp_in]
+type = "socket"
+address = "127.0.0.1:{tcp}"
+[sinks.broken]
+type = "file"
+inputs = ["tcp_in"]
+path = "not-a-dir/out.log"
+[sinks.good]
+type = "file"
+inputs = ["tcp_in"]
+path = "{good}"
+encoding = "text"
+"#,
+        good = good.display()
+    );
+    let mut agent = Agent::spawn(dir.path(), &config, api);
+    agent.wait_api(Duration::from_secs(30));
+    let started = std::time::Instant::now();
+    let (status, body) = loop {
+        let (status, body) = common::http_get(api, "/health").unwrap();
+        if body.contains("\"failed\"") || started.elapsed() > Duration::from_secs(10) {
+            break (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status, 503, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["components"]["broken"]["status"], "failed");
+    assert!(
+        health["components"]["broken"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not-a-dir/out.log")
+    );
+    assert_eq!(health["components"]["good"]["status"], "running");
+
+    let mut stream = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    stream
+        .write_all(b"still flowing 1\nstill flowing 2\n")
+        .unwrap();
+    drop(stream);
+    let lines = wait_for_lines(&good, 2, Duration::from_secs(10));
+    assert_eq!(lines, vec!["still flowing 1", "still flowing 2"]);
+    agent.signal("TERM");
+    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn stdin_lines_are_shipped_and_the_agent_exits_at_end_of_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_port();
+    let out = dir.path().join("stdin.json");
+    let config = format!(
+        r#"
+[agent]
+data_dir = "data"
+node_id = "n-stdin"
+[api]
+address = "127.0.0.1:{api}"
+[sources.input]
+type = "stdin"
+[sinks.out]
+type = "file"
+inputs = ["input"]
+path = "{out}"
+"#,
+        out = out.display()
+    );
+    let path = dir.path().join("stdin.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tailfix"))
+        .args(["run", "-c"])
+        .arg(&path)
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"WARN first\nERROR second\nno newline at the end")
+        .unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let entries: Vec<Value> = common::read_lines(&out)
+        .iter()
+        .map(|l| check_contract_shape(l))
+        .collect();
+    let summary: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e["level"].as_str().unwrap(), e["message"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("warn", "WARN first"),
+            ("error", "ERROR second"),
+            ("info", "no newline at the end")
+        ]
+    );
+}
+
+#[test]
+fn the_default_config_runs_as_is_and_prints_errors_to_the_console() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tailfix"))
+        .args(["run", "-c"])
+        .arg(root.join("conf/tailfix.toml"))
+        .current_dir(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while common::http_get(9598, "/health")
+        .map(|(status, _)| status)
+        .ok()
+        != Some(200)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "default config never became healthy"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut stream = TcpStream::connect(("127.0.0.1", 5170)).unwrap();
+    stream
+        .write_all(b"INFO not printed\nERROR payment failed\n")
+        .unwrap();
+    drop(stream);
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(
+            b"<11>Jan  1 00:00:00 host app: ERROR from udp",
+            ("127.0.0.1", 5514),
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let status = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let messages: Vec<String> = stdout
+        .lines()
+        .map(|line| {
+            check_contract_shape(line)["message"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        messages.contains(&"ERROR payment failed".to_string()),
+        "{stdout}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("ERROR from udp")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("not printed"));
+    assert!(
+        dir.path().join("data").is_dir(),
+        "data_dir is created where the agent runs"
+    );
+}

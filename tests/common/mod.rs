@@ -36,6 +36,13 @@ impl Agent {
     /// Writes `config` (which must use `api_port` for `[api].address`) into `dir` and starts
     /// `tailfix run` on it, waiting until `/health` answers 200.
     pub fn start(dir: &Path, config: &str, api_port: u16) -> Agent {
+        let mut agent = Agent::spawn(dir, config, api_port);
+        agent.wait_healthy(Duration::from_secs(30));
+        agent
+    }
+
+    /// Starts the agent without waiting for it to become healthy.
+    pub fn spawn(dir: &Path, config: &str, api_port: u16) -> Agent {
         let path = dir.join("tailfix.toml");
         std::fs::write(&path, config).expect("write config");
         let child = Command::new(env!("CARGO_BIN_EXE_tailfix"))
@@ -48,13 +55,26 @@ impl Agent {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start tailfix");
-        let mut agent = Agent {
+        Agent {
             child,
             api_port,
             dir: dir.to_path_buf(),
-        };
-        agent.wait_healthy(Duration::from_secs(30));
-        agent
+        }
+    }
+
+    /// Waits until the API answers at all and returns `/health`'s status and body.
+    pub fn wait_api(&mut self, limit: Duration) -> (u16, String) {
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = http_get(self.api_port, "/health") {
+                return response;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "the API did not answer within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn wait_healthy(&mut self, limit: Duration) {
