@@ -569,7 +569,7 @@ path = "{out}"
 fn the_default_config_runs_as_is_and_prints_errors_to_the_console() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tailfix"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tailfix"))
         .args(["run", "-c"])
         .arg(root.join("conf/tailfix.toml"))
         .current_dir(dir.path())
