@@ -19,6 +19,7 @@ pub type ParsedConfig<C> = Parsed<Box<C>>;
 pub type Parser<C> = fn(Spanned<DeValue<'_>>) -> ParsedConfig<C>;
 
 const SOURCES: &[(&str, Parser<dyn SourceConfig>)] = &[
+    ("file", source::<sources::file::FileConfig>),
     ("socket", source::<sources::socket::SocketConfig>),
     ("stdin", source::<sources::stdin::StdinConfig>),
 ];

@@ -8,6 +8,7 @@ use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::health::Health;
 use crate::metrics::MetricsCollector;
+use crate::state::{StateError, StateStore};
 use crate::topology::{RunningTopology, TopologyError};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,17 +27,21 @@ pub enum RunError {
     },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Build(Vec<TopologyError>),
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error("cannot install signal handler: {0}")]
     Signal(#[source] std::io::Error),
 }
 
 /// Runs the agent described by `config` until it is told to stop. Returns `Ok` on a clean stop.
 pub async fn run(config: Config) -> Result<(), RunError> {
+    raise_open_files_limit();
     let data_dir = &config.global.agent.data_dir;
     std::fs::create_dir_all(data_dir).map_err(|source| RunError::DataDir {
         path: data_dir.display().to_string(),
         source,
     })?;
+    let state = StateStore::open(data_dir).map_err(RunError::State)?;
     let metrics = MetricsCollector::new();
     let health = Health::new();
 
@@ -61,7 +66,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     };
 
     let mut topology =
-        RunningTopology::start(&config, &metrics, &health).map_err(RunError::Build)?;
+        RunningTopology::start(&config, &metrics, &health, &state).map_err(RunError::Build)?;
     tracing::info!(
         sources = config.sources.len(),
         transforms = config.transforms.len(),
@@ -100,4 +105,28 @@ async fn shutdown_signal() -> Result<(), RunError> {
         _ = interrupt.recv() => {}
     }
     Ok(())
+}
+
+/// A file source may follow thousands of files, one descriptor each: raise the soft limit on
+/// open files to the hard limit the system allows.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            let previous = limit.rlim_cur;
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                tracing::debug!(
+                    from = previous,
+                    to = limit.rlim_max,
+                    "raised the open files limit"
+                );
+            }
+        }
+    }
 }

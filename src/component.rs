@@ -17,6 +17,7 @@ use crate::config::GlobalOptions;
 use crate::event::LogEntry;
 use crate::health::HealthHandle;
 use crate::metrics::{ComponentMetrics, MetricsCollector};
+use crate::state::StateStore;
 use crate::topology::{Input, Output};
 
 /// Why a running component stopped with an error.
@@ -98,6 +99,8 @@ pub struct SourceContext {
     pub metrics: ComponentMetrics,
     pub health: HealthHandle,
     pub data_dir: PathBuf,
+    /// The agent's state store (checkpoints, incidents).
+    pub state: StateStore,
 }
 
 /// Everything a running sink gets. The input closes once every upstream is done: a sink
@@ -108,6 +111,7 @@ pub struct SinkContext {
     pub metrics: ComponentMetrics,
     pub health: HealthHandle,
     pub data_dir: PathBuf,
+    pub state: StateStore,
 }
 
 pub trait Source: Send {

@@ -38,7 +38,12 @@ impl LineFramer {
     /// The next complete line in `buffer`, consuming it; `None` when more input is needed.
     pub fn decode(&mut self, buffer: &mut BytesMut) -> Option<Frame> {
         loop {
-            let search_end = buffer.len().min(self.max_line_bytes.saturating_add(1));
+            // While discarding, the newline may be anywhere; otherwise only within the limit.
+            let search_end = if self.discarding {
+                buffer.len()
+            } else {
+                buffer.len().min(self.max_line_bytes.saturating_add(1))
+            };
             let newline =
                 memchr::memchr(b'\n', &buffer[self.next_index.min(search_end)..search_end])
                     .map(|offset| self.next_index + offset);
@@ -143,6 +148,25 @@ mod tests {
         assert_eq!(
             frames(&mut framer, &mut buffer),
             vec![Frame::Line(Bytes::from_static(b"ok"))]
+        );
+    }
+
+    #[test]
+    fn lines_after_an_overlong_line_in_the_same_buffer_are_kept() {
+        let mut framer = LineFramer::new(4);
+        let mut buffer = BytesMut::from(
+            &b"abcdefghijklmnop
+next
+last
+"[..],
+        );
+        assert_eq!(
+            frames(&mut framer, &mut buffer),
+            vec![
+                Frame::Truncated(Bytes::from_static(b"abcd")),
+                Frame::Line(Bytes::from_static(b"next")),
+                Frame::Line(Bytes::from_static(b"last")),
+            ]
         );
     }
 

@@ -10,8 +10,10 @@ pub mod event;
 pub mod framing;
 pub mod health;
 pub mod metrics;
+pub mod multiline;
 pub mod parse;
 pub mod processor;
+pub mod state;
 pub mod time;
 pub mod topology;
 

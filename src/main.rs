@@ -70,7 +70,11 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(tailfix::app::run(loaded)) {
+            let result = runtime.block_on(tailfix::app::run(loaded));
+            // Blocking threads (file readers, writers) have finished or been abandoned by the
+            // shutdown deadline; do not wait on them again.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!(%error, "tailfix stopped with an error");

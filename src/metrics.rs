@@ -55,6 +55,17 @@ pub struct MetricsCollector {
     buffer_events: IntGaugeVec,
     operation_duration: HistogramVec,
     operation_total: IntCounterVec,
+    files: FileMetricFamilies,
+}
+
+/// Metric families of the `file` source, labelled by component and file path.
+#[derive(Clone)]
+pub struct FileMetricFamilies {
+    pub bytes_read: IntCounterVec,
+    pub lines: IntCounterVec,
+    pub watched: IntGaugeVec,
+    pub rotations: IntCounterVec,
+    pub truncations: IntCounterVec,
 }
 
 impl Default for MetricsCollector {
@@ -129,8 +140,42 @@ impl MetricsCollector {
             "Operations performed, by name and status.",
             &["operation", "status"],
         );
+        let file_gauge = IntGaugeVec::new(
+            Opts::new("files_watched", "Files a file source currently follows."),
+            &["component_id"],
+        )
+        .expect("valid gauge definition");
+        register(&registry, file_gauge.clone());
+        let files = FileMetricFamilies {
+            bytes_read: counter_vec(
+                &registry,
+                "file_bytes_read_total",
+                "Bytes read from each followed file.",
+                &["component_id", "file"],
+            ),
+            lines: counter_vec(
+                &registry,
+                "file_lines_total",
+                "Lines read from each followed file.",
+                &["component_id", "file"],
+            ),
+            watched: file_gauge,
+            rotations: counter_vec(
+                &registry,
+                "file_rotations_total",
+                "Rotations seen: a followed path now names a different file.",
+                &["component_id"],
+            ),
+            truncations: counter_vec(
+                &registry,
+                "file_truncations_total",
+                "Files that shrank below the read position (copytruncate) and were read again from 0.",
+                &["component_id"],
+            ),
+        };
         MetricsCollector {
             registry,
+            files,
             received_events,
             received_bytes,
             sent_events,
@@ -140,6 +185,11 @@ impl MetricsCollector {
             operation_duration,
             operation_total,
         }
+    }
+
+    /// The `file` source's families.
+    pub fn files(&self) -> &FileMetricFamilies {
+        &self.files
     }
 
     /// The registry, for services that add their own metric families.

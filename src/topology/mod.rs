@@ -25,6 +25,7 @@ use crate::component::{
 use crate::config::Config;
 use crate::health::{Health, HealthHandle};
 use crate::metrics::{ComponentKind, ComponentMetrics, MetricsCollector};
+use crate::state::StateStore;
 
 /// A component that could not be built, with its id.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,7 @@ impl RunningTopology {
         config: &Config,
         metrics: &MetricsCollector,
         health: &Health,
+        state: &StateStore,
     ) -> Result<RunningTopology, Vec<TopologyError>> {
         let global = &config.global;
         let node_id: Arc<str> = Arc::from(global.agent.node_id.as_str());
@@ -172,6 +174,7 @@ impl RunningTopology {
                 metrics,
                 health: health_handle.clone(),
                 data_dir: data_dir.clone(),
+                state: state.clone(),
             };
             health_handle.running();
             downstream.push(supervise(
@@ -221,6 +224,7 @@ impl RunningTopology {
                 metrics,
                 health: health_handle.clone(),
                 data_dir: data_dir.clone(),
+                state: state.clone(),
             };
             sources.push(supervise(
                 &spec.id,

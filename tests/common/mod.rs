@@ -50,7 +50,10 @@ impl Agent {
             .arg("-c")
             .arg(&path)
             .current_dir(dir)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("TAILFIX_TEST_LOG").unwrap_or_else(|_| "warn".to_string()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
