@@ -6,9 +6,16 @@
 //! must be unescaped (`Cow::Owned`); everything else borrows from the line, so that `decode` can
 //! hand out `Bytes::slice_ref`s of it.
 
+pub mod cri;
+pub mod docker;
+pub mod format;
+pub mod json;
 pub mod level;
+pub mod logfmt;
 pub mod syslog;
 pub mod timestamp;
+
+pub use format::{Format, decode};
 
 /// Why a line is not in the format a parser expected, and where it stopped making sense.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

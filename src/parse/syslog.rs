@@ -90,12 +90,11 @@ pub struct SdParam<'a> {
 pub fn parse_syslog(input: &[u8], now: Timestamp) -> Result<SyslogMessage<'_>, ParseError> {
     let input = trim_line_end(input);
     let (after_pri, pri) = split_pri(input);
-    if let Some(pri) = pri {
-        if version(after_pri).is_ok() {
-            if let Ok(message) = rfc5424_body(input, after_pri, pri) {
-                return Ok(message);
-            }
-        }
+    if let Some(pri) = pri
+        && version(after_pri).is_ok()
+        && let Ok(message) = rfc5424_body(input, after_pri, pri)
+    {
+        return Ok(message);
     }
     rfc3164_body(input, after_pri, pri, now)
 }
@@ -410,9 +409,16 @@ fn cisco_origin(input: &[u8], now: Timestamp) -> Option<(&[u8], &[u8])> {
     timestamp_3164(rest, now).map(|_| (rest, host))
 }
 
+/// A 3164 tag and the input after it.
+struct Tag<'a> {
+    app: &'a [u8],
+    proc_id: Option<&'a [u8]>,
+    rest: &'a [u8],
+}
+
 /// The tag: `app[pid]: ` or `app: `. Tags hold `/`, `.`, `-` and `_` in real life
 /// (`postfix/smtpd`, `org.gnome.Shell.desktop`), so any printable byte but `[`, `]`, `:`.
-fn tag_3164(input: &[u8]) -> Option<(&[u8], &[u8], Option<&[u8]>)> {
+fn tag_3164(input: &[u8]) -> Option<Tag<'_>> {
     let (rest, app) = take_while1::<_, _, Error<&[u8]>>(|b: u8| {
         (33..=126).contains(&b) && !matches!(b, b'[' | b']' | b':')
     })(input)
@@ -430,7 +436,7 @@ fn tag_3164(input: &[u8]) -> Option<(&[u8], &[u8], Option<&[u8]>)> {
     };
     let rest = rest.strip_prefix(b":")?;
     let rest = rest.strip_prefix(b" ").unwrap_or(rest);
-    Some((rest, app, proc_id))
+    Some(Tag { app, proc_id, rest })
 }
 
 fn rfc3164_body<'a>(
@@ -457,11 +463,12 @@ fn rfc3164_body<'a>(
         rest = after;
     }
     let mut found = timestamp_3164(rest, now);
-    if found.is_none() && sequence.is_some() {
-        if let Some((after, host)) = cisco_origin(rest, now) {
-            message.hostname = Some(host);
-            found = timestamp_3164(after, now);
-        }
+    if found.is_none()
+        && sequence.is_some()
+        && let Some((after, host)) = cisco_origin(rest, now)
+    {
+        message.hostname = Some(host);
+        found = timestamp_3164(after, now);
     }
     let Some((after_time, timestamp)) = found else {
         if pri.is_none() {
@@ -469,10 +476,10 @@ fn rfc3164_body<'a>(
         }
         // No time, so no hostname either (Python's `SysLogHandler`: `<14>app: text`).
         rest = sequence.unwrap_or(after_pri);
-        if let Some((after, app, proc_id)) = tag_3164(rest) {
-            message.app_name = Some(app);
-            message.proc_id = proc_id;
-            rest = after;
+        if let Some(tag) = tag_3164(rest) {
+            message.app_name = Some(tag.app);
+            message.proc_id = tag.proc_id;
+            rest = tag.rest;
         }
         message.message = rest;
         return Ok(message);
@@ -496,10 +503,10 @@ fn rfc3164_body<'a>(
         rest = &rest[token.len()..];
         rest = rest.strip_prefix(b" ").unwrap_or(rest);
     }
-    if let Some((after, app, proc_id)) = tag_3164(rest) {
-        message.app_name = Some(app);
-        message.proc_id = proc_id;
-        rest = after;
+    if let Some(tag) = tag_3164(rest) {
+        message.app_name = Some(tag.app);
+        message.proc_id = tag.proc_id;
+        rest = tag.rest;
     }
     message.message = rest;
     Ok(message)
