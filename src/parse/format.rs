@@ -175,6 +175,8 @@ fn decode_syslog(entry: &mut LogEntry) -> bool {
     if let Some(timestamp) = timestamp {
         entry.timestamp = timestamp;
     }
+    // facility, severity, four header fields, structured data: one allocation for all.
+    entry.metadata = Metadata::with_capacity(7);
     let metadata = &mut entry.metadata;
     if let Some(name) = facility.and_then(facility_name) {
         metadata.insert("facility", name);
