@@ -19,6 +19,8 @@ use tailfix::parse::{Format, decode};
 use tailfix::time::Timestamp;
 
 const RFC5424: &[u8] = br#"<165>1 2026-06-15T12:00:00.123456+02:00 web-01.prod.example.com checkout 24117 ORDER [origin@32473 ip="10.20.30.40" region="eu-west-1"] order 8f14e45f failed: card declined by issuer (code 51)"#;
+/// The same without structured data: nothing to allocate.
+const RFC5424_NIL_SD: &[u8] = b"<165>1 2026-06-15T12:00:00.123456+02:00 web-01.prod.example.com checkout 24117 ORDER - order 8f14e45f failed: card declined by issuer (code 51) for customer 42 region eu-west-1";
 const RFC3164: &[u8] = b"<86>Jun 15 09:01:02 web-01.prod.example.com sshd[2101]: Accepted publickey for deploy from 10.20.30.40 port 50432 ssh2: RSA SHA256:AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefg";
 const CRI: &[u8] = b"2026-06-15T12:00:00.123456789Z stdout F 2026-06-15 12:00:00,123 INFO [http-nio-8080-exec-7] c.e.shop.OrderController - order 8f14e45f accepted for customer 42 in 183 ms";
 const DOCKER: &[u8] = br#"{"log":"2026-06-15 12:00:00,123 INFO [http-nio-8080-exec-7] c.e.shop.OrderController - order 8f14e45f accepted in 183 ms\n","stream":"stdout","time":"2026-06-15T12:00:00.123456789Z"}"#;
@@ -39,6 +41,9 @@ fn parsers(c: &mut Criterion) {
         group.bench_function(name, |b| b.iter(|| run(black_box(line))));
     };
     bench("rfc5424", RFC5424, &|line| parse_syslog(line, now).is_ok());
+    bench("rfc5424_nil_sd", RFC5424_NIL_SD, &|line| {
+        parse_syslog(line, now).is_ok()
+    });
     bench("rfc3164", RFC3164, &|line| parse_rfc3164(line, now).is_ok());
     bench("rfc3164_auto", RFC3164, &|line| {
         parse_syslog(line, now).is_ok()

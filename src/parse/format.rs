@@ -96,7 +96,11 @@ pub fn decode(
     let decoded = match format {
         Format::Syslog => decode_syslog(&mut entry),
         Format::Cri => decode_cri(&mut entry),
-        Format::Docker => decode_docker(&mut entry),
+        // `{"log":` picked by `Auto` may be an application's own JSON that starts with a `log`
+        // key: without Docker's `stream` it is read as JSON, keeping its other fields.
+        Format::Docker => {
+            decode_docker(&mut entry, guessed) || (guessed && decode_json(&mut entry))
+        }
         Format::Json => decode_json(&mut entry),
         Format::Logfmt => decode_logfmt(&mut entry, guessed),
         Format::Text | Format::Auto => false,
@@ -223,11 +227,15 @@ fn decode_cri(entry: &mut LogEntry) -> bool {
     true
 }
 
-fn decode_docker(entry: &mut LogEntry) -> bool {
+/// `guessed`: the line was picked by `Auto`, so a record without `stream` is not Docker's.
+fn decode_docker(entry: &mut LogEntry, guessed: bool) -> bool {
     let line = entry.raw.clone();
     let Ok(record) = parse_docker(&line) else {
         return false;
     };
+    if guessed && record.stream.is_none() {
+        return false;
+    }
     entry.level = detect_level(&record.message).unwrap_or_default();
     entry.message = cow_bytes(&line, record.message);
     if let Some(timestamp) = record.timestamp {
@@ -491,6 +499,15 @@ mod tests {
                     "ok=false",
                     "x=null",
                 ],
+            },
+            // `{"log":` without Docker's stream is an application's JSON.
+            Case {
+                format: Format::Auto,
+                line: br#"{"log":"checkout","level":"error","user":"ann"}"#,
+                message: "checkout",
+                level: Level::Error,
+                timestamp: READ_TIME(),
+                metadata: &["user=ann"],
             },
             // JSON without a level field: the message's words decide.
             Case {
