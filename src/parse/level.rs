@@ -86,7 +86,7 @@ fn level_field(head: &[u8]) -> Option<Level> {
 }
 
 /// pino / bunyan numeric levels.
-fn pino_level(value: &[u8]) -> Option<Level> {
+pub(crate) fn pino_level(value: &[u8]) -> Option<Level> {
     Some(match value {
         b"10" => Level::Trace,
         b"20" => Level::Debug,
