@@ -70,14 +70,20 @@ impl Measurement {
     fn print(&self, title: &str) {
         let mib = self.bytes as f64 / (1024.0 * 1024.0);
         println!("{title} ({} lines, {mib:.0} MiB)", self.lines);
-        println!("  lines/s        {:>12.0}", self.lines as f64 / self.seconds);
+        println!(
+            "  lines/s        {:>12.0}",
+            self.lines as f64 / self.seconds
+        );
         println!("  MiB/s          {:>12.1}", mib / self.seconds);
         println!(
             "  CPU seconds    {:>12.2}  ({:.2} per million lines)",
             self.cpu_seconds,
             self.cpu_seconds / (self.lines as f64 / 1e6)
         );
-        println!("  peak RSS       {:>12.1} MiB", self.peak_rss_kib as f64 / 1024.0);
+        println!(
+            "  peak RSS       {:>12.1} MiB",
+            self.peak_rss_kib as f64 / 1024.0
+        );
     }
 }
 
@@ -96,7 +102,13 @@ inputs = ["input"]
 }
 
 /// Waits until the blackhole has consumed `total` entries; returns the measurement from `started`.
-fn finish(agent: &mut Agent, total: usize, bytes: usize, started: Instant, cpu_before: f64) -> Measurement {
+fn finish(
+    agent: &mut Agent,
+    total: usize,
+    bytes: usize,
+    started: Instant,
+    cpu_before: f64,
+) -> Measurement {
     let consumed = agent.wait_metric(
         "tailfix_component_sent_events_total",
         &[("component_id", "sink")],

@@ -470,3 +470,55 @@ java.lang.IllegalStateException: cart is empty\n\
     agent.signal("TERM");
     assert!(agent.wait_exit(Duration::from_secs(30)).success());
 }
+
+#[test]
+fn gzip_rotated_files_are_skipped_unless_included_explicitly_and_read_once() {
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::write(logs.join("app.log"), "plain 0\nplain 1\n").unwrap();
+    let mut encoder = GzEncoder::new(
+        File::create(logs.join("app.log.2.gz")).unwrap(),
+        Compression::default(),
+    );
+    for i in 0..1000 {
+        writeln!(encoder, "zipped {i}").unwrap();
+    }
+    encoder.finish().unwrap();
+
+    // `app.log*` matches the .gz name, but a compressed file is read only when named.
+    let out = dir.path().join("out.log");
+    let api = free_port();
+    let mut agent = Agent::start(
+        dir.path(),
+        &file_to_file(api, &[logs.join("app.log*")], &out, ""),
+        api,
+    );
+    let lines = wait_for_lines(&out, 2, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(read_lines(&out), vec!["plain 0", "plain 1"], "{lines:?}");
+    agent.signal("TERM");
+    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+
+    let zipped_out = dir.path().join("zipped.log");
+    let config = file_to_file(api, &[logs.join("*.gz")], &zipped_out, "");
+    let mut agent = Agent::start(dir.path(), &config, api);
+    let lines = wait_for_lines(&zipped_out, 1000, Duration::from_secs(20));
+    assert_eq!(lines.len(), 1000);
+    assert_eq!(lines[999], "zipped 999");
+    std::thread::sleep(Duration::from_millis(2500));
+    agent.signal("TERM");
+    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    let mut agent = Agent::start(dir.path(), &config, api);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        read_lines(&zipped_out).len(),
+        1000,
+        "a compressed file is read once"
+    );
+    agent.signal("TERM");
+    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+}

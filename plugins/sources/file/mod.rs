@@ -20,7 +20,6 @@ mod tailed;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,7 +29,7 @@ use prometheus::{IntCounter, IntGauge};
 use serde::Deserialize;
 
 use self::discovery::Discovery;
-use self::tailed::{ReadEnd, TailedFile, identity_of, is_inode_key};
+use self::tailed::{COMPRESSED_DONE, ReadEnd, TailedFile, identity_of, is_gzip, is_inode_key};
 use super::default_max_line_bytes;
 use crate::component::{
     BuildContext, BuildError, ComponentError, ComponentFuture, Source, SourceConfig, SourceContext,
@@ -176,6 +175,8 @@ struct Tailer {
     copy_candidates: std::collections::VecDeque<(PathBuf, File)>,
     /// Paths of the checkpoints loaded at start, with their offsets.
     saved_paths: HashMap<PathBuf, u64>,
+    /// Final checkpoints of files closed since the last write.
+    closed: Vec<Checkpoint>,
     /// Checkpoint rows to delete with the next write.
     forget: Vec<String>,
     next_serial: u64,
@@ -216,6 +217,7 @@ impl Tailer {
             saved: HashMap::new(),
             saved_paths: HashMap::new(),
             copy_candidates: std::collections::VecDeque::new(),
+            closed: Vec::new(),
             forget: Vec::new(),
             next_serial: 0,
             acks,
@@ -448,6 +450,17 @@ impl Tailer {
             return;
         }
         let size = metadata.len();
+        if is_gzip(path) {
+            // Read once, from its checkpoint (decompressed bytes), unless already read.
+            let offset = self
+                .saved
+                .get(&key)
+                .map_or(0, |checkpoint| checkpoint.offset);
+            if offset != COMPRESSED_DONE {
+                self.follow(file, key, dev_ino, path, offset);
+            }
+            return;
+        }
         let offset = match self.saved.get(&key) {
             Some(checkpoint) if checkpoint.offset <= size => checkpoint.offset,
             Some(_) => {
@@ -472,21 +485,7 @@ impl Tailer {
         self.follow(file, key, dev_ino, path, offset);
     }
 
-    fn follow(
-        &mut self,
-        mut file: File,
-        key: String,
-        dev_ino: (u64, u64),
-        path: &Path,
-        offset: u64,
-    ) {
-        if offset > 0
-            && let Err(error) = file.seek(SeekFrom::Start(offset))
-        {
-            self.metrics.error("read_failed");
-            tracing::warn!(component_id = %self.source, path = %path.display(), %error, "cannot seek");
-            return;
-        }
+    fn follow(&mut self, file: File, key: String, dev_ino: (u64, u64), path: &Path, offset: u64) {
         let serial = self.next_serial;
         self.next_serial += 1;
         let tailed = TailedFile::new(
@@ -499,6 +498,14 @@ impl Tailer {
             self.config.multiline.clone(),
             Instant::now(),
         );
+        let tailed = match tailed {
+            Ok(tailed) => tailed,
+            Err(error) => {
+                self.metrics.error("read_failed");
+                tracing::warn!(component_id = %self.source, path = %path.display(), %error, "cannot open at its checkpoint");
+                return;
+            }
+        };
         tracing::debug!(component_id = %self.source, path = %path.display(), offset, %key, "following file");
         self.files.insert(serial, tailed);
         self.by_inode.insert(dev_ino, serial);
@@ -548,6 +555,14 @@ impl Tailer {
             if end == ReadEnd::Rewritten {
                 self.ship(serial, joined);
                 self.truncated(serial);
+                continue;
+            }
+            if end == ReadEnd::Eof && file.is_compressed() {
+                // A compressed file does not grow: at its end it is finished.
+                file.active = false;
+                file.rotated_away = true;
+                joined.extend(file.flush_all());
+                self.ship(serial, joined);
                 continue;
             }
             if end == ReadEnd::Eof {
@@ -846,17 +861,18 @@ impl Tailer {
             return;
         }
         let now = Timestamp::now();
-        let save: Vec<Checkpoint> = self
-            .files
-            .values()
-            .filter(|file| file.checkpoint_dirty)
-            .map(|file| Checkpoint {
-                key: file.key.clone(),
-                path: file.path.to_string_lossy().into_owned(),
-                offset: file.delivered_offset,
-                updated_at: now,
-            })
-            .collect();
+        let mut save: Vec<Checkpoint> = std::mem::take(&mut self.closed);
+        save.extend(
+            self.files
+                .values()
+                .filter(|file| file.checkpoint_dirty)
+                .map(|file| Checkpoint {
+                    key: file.key.clone(),
+                    path: file.path.to_string_lossy().into_owned(),
+                    offset: file.delivered_offset,
+                    updated_at: now,
+                }),
+        );
         if save.is_empty() && self.forget.is_empty() {
             return;
         }
@@ -877,6 +893,8 @@ impl Tailer {
                 self.last_persist = Instant::now();
             }
             Err(error) => {
+                // Kept for the next attempt (files still open stay dirty on their own).
+                self.closed = save;
                 self.metrics.error("checkpoint_failed");
                 tracing::warn!(component_id = %self.source, %error, "cannot write checkpoints");
             }
@@ -938,8 +956,19 @@ impl Tailer {
                 // retired stream's content may still turn up in a copy: its checkpoint stays
                 // until `forget_after`.)
                 self.forget.push(file.key.clone());
-            } else if file.checkpoint_dirty {
-                self.persist(true);
+            } else {
+                // Its last position is written with the next checkpoints.
+                let offset = if file.is_compressed() {
+                    COMPRESSED_DONE
+                } else {
+                    file.delivered_offset
+                };
+                self.closed.push(Checkpoint {
+                    key: file.key.clone(),
+                    path: file.path.to_string_lossy().into_owned(),
+                    offset,
+                    updated_at: Timestamp::now(),
+                });
             }
             self.files_watched.set(self.files.len() as i64);
         }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use flate2::read::GzDecoder;
 
 use crate::framing::LineFramer;
 use crate::multiline::{Joined, LineAggregator, MultilineConfig};
@@ -107,6 +108,17 @@ pub struct TailedFile {
     /// Its content is gone (truncated with no copy): nothing more is read; it waits for its
     /// in-flight batches and is closed.
     retired: bool,
+    /// A gzip file (included explicitly): read once through a decoder; offsets count
+    /// decompressed bytes.
+    decoder: Option<GzDecoder<File>>,
+}
+
+/// Checkpoint offset of a compressed file read to its end: it is not opened again.
+pub const COMPRESSED_DONE: u64 = i64::MAX as u64;
+
+/// Whether a path is a gzip file, read through a decoder rather than tailed.
+pub fn is_gzip(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "gz")
 }
 
 impl TailedFile {
@@ -120,8 +132,20 @@ impl TailedFile {
         max_line_bytes: usize,
         multiline: MultilineConfig,
         now: Instant,
-    ) -> Self {
-        TailedFile {
+    ) -> std::io::Result<Self> {
+        let mut file = file;
+        let decoder = if is_gzip(&path) {
+            let mut decoder = GzDecoder::new(file.try_clone()?);
+            // No seeking in a compressed stream: skip what was delivered before.
+            std::io::copy(&mut (&mut decoder).take(offset), &mut std::io::sink())?;
+            Some(decoder)
+        } else {
+            if offset > 0 {
+                file.seek(SeekFrom::Start(offset))?;
+            }
+            None
+        };
+        Ok(TailedFile {
             key,
             dev_ino,
             path_text: Bytes::from(path.to_string_lossy().into_owned()),
@@ -140,7 +164,12 @@ impl TailedFile {
             checkpoint_dirty: false,
             stalled: false,
             retired: false,
-        }
+            decoder,
+        })
+    }
+
+    pub fn is_compressed(&self) -> bool {
+        self.decoder.is_some()
     }
 
     pub fn set_path(&mut self, path: &Path) {
@@ -171,7 +200,12 @@ impl TailedFile {
                 self.buffer.reserve(READ_CHUNK);
             }
             self.buffer.resize(start + READ_CHUNK, 0);
-            let read = match self.file.read(&mut self.buffer[start..]) {
+            let target = &mut self.buffer[start..];
+            let result = match self.decoder.as_mut() {
+                Some(decoder) => decoder.read(target),
+                None => self.file.read(target),
+            };
+            let read = match result {
                 Ok(read) => read,
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => 0,
                 Err(error) => {
@@ -345,7 +379,7 @@ impl TailedFile {
     /// Whether the first line still has this file's identity (a file truncated and rewritten
     /// beyond our offset before we looked has a different one).
     pub fn identity_changed(&self) -> bool {
-        if is_inode_key(&self.key) {
+        if is_inode_key(&self.key) || self.is_compressed() {
             return false;
         }
         match identity_of(&self.file, self.dev_ino) {
