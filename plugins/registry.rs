@@ -22,6 +22,7 @@ const SOURCES: &[(&str, Parser<dyn SourceConfig>)] = &[
     ("file", source::<sources::file::FileConfig>),
     ("socket", source::<sources::socket::SocketConfig>),
     ("stdin", source::<sources::stdin::StdinConfig>),
+    ("syslog", source::<sources::syslog::SyslogConfig>),
 ];
 
 const TRANSFORMS: &[(&str, Parser<dyn TransformConfig>)] =

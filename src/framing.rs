@@ -96,6 +96,145 @@ impl LineFramer {
     }
 }
 
+/// RFC 6587 octet counting: `MSG-LEN SP MSG`, as `logger --octet-count` and rsyslog send it.
+///
+/// A message longer than `max_message_bytes` is returned cut to that length (flagged as
+/// truncated) and the rest of it is skipped by count, so the stream stays in step and the
+/// connection goes on. A length that is not a number means the peer does not speak octet
+/// counting: `decode` reports `FrameError::NotOctetCounted` so the caller can fall back to lines.
+#[derive(Debug, Clone)]
+pub struct OctetCountingFramer {
+    max_message_bytes: usize,
+    /// Bytes of an over-long message still to skip.
+    skipping: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameError {
+    NotOctetCounted,
+}
+
+/// Longest `MSG-LEN` accepted (digits): 9 digits is far beyond any sane message.
+const MAX_LENGTH_DIGITS: usize = 9;
+
+impl OctetCountingFramer {
+    pub fn new(max_message_bytes: usize) -> Self {
+        OctetCountingFramer {
+            max_message_bytes: max_message_bytes.max(1),
+            skipping: 0,
+        }
+    }
+
+    pub fn decode(&mut self, buffer: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        loop {
+            if self.skipping > 0 {
+                let skipped = self.skipping.min(buffer.len());
+                let _ = buffer.split_to(skipped);
+                self.skipping -= skipped;
+                if self.skipping > 0 {
+                    return Ok(None);
+                }
+            }
+            // Tolerate the stray newlines some senders put between frames.
+            let leading = buffer
+                .iter()
+                .take_while(|b| matches!(b, b'\n' | b'\r'))
+                .count();
+            if leading > 0 {
+                let _ = buffer.split_to(leading);
+            }
+            let digits = buffer.iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits == buffer.len() && digits <= MAX_LENGTH_DIGITS {
+                return Ok(None);
+            }
+            if digits == 0 || digits > MAX_LENGTH_DIGITS || buffer[digits] != b' ' {
+                return Err(FrameError::NotOctetCounted);
+            }
+            let length: usize = std::str::from_utf8(&buffer[..digits])
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .ok_or(FrameError::NotOctetCounted)?;
+            let header = digits + 1;
+            if length > self.max_message_bytes {
+                if buffer.len() < header + self.max_message_bytes {
+                    return Ok(None);
+                }
+                let _ = buffer.split_to(header);
+                let head = buffer.split_to(self.max_message_bytes).freeze();
+                self.skipping = length - self.max_message_bytes;
+                return Ok(Some(Frame::Truncated(without_terminator(head))));
+            }
+            if buffer.len() < header + length {
+                return Ok(None);
+            }
+            let _ = buffer.split_to(header);
+            let message = buffer.split_to(length).freeze();
+            if length == 0 {
+                continue;
+            }
+            return Ok(Some(Frame::Line(without_terminator(message))));
+        }
+    }
+}
+
+/// The framing of one byte stream: LF lines, octet counting, or (for syslog over TCP) either,
+/// decided by the first byte the peer sends: a digit starts an octet count, anything else a line.
+#[derive(Debug, Clone)]
+pub enum StreamFramer {
+    Detect { max_frame_bytes: usize },
+    Lines(LineFramer),
+    Octets(OctetCountingFramer),
+}
+
+impl StreamFramer {
+    pub fn lines(max_line_bytes: usize) -> Self {
+        StreamFramer::Lines(LineFramer::new(max_line_bytes))
+    }
+
+    pub fn detect(max_frame_bytes: usize) -> Self {
+        StreamFramer::Detect { max_frame_bytes }
+    }
+
+    pub fn decode(&mut self, buffer: &mut BytesMut) -> Option<Frame> {
+        loop {
+            match self {
+                StreamFramer::Detect { max_frame_bytes } => {
+                    let first = buffer.iter().find(|b| !matches!(b, b'\n' | b'\r'))?;
+                    let max = *max_frame_bytes;
+                    *self = if first.is_ascii_digit() {
+                        StreamFramer::Octets(OctetCountingFramer::new(max))
+                    } else {
+                        StreamFramer::Lines(LineFramer::new(max))
+                    };
+                }
+                StreamFramer::Lines(framer) => return framer.decode(buffer),
+                StreamFramer::Octets(framer) => match framer.decode(buffer) {
+                    Ok(frame) => return frame,
+                    // Not octet counting after all: read the rest as lines.
+                    Err(FrameError::NotOctetCounted) => {
+                        *self = StreamFramer::lines(framer.max_message_bytes);
+                    }
+                },
+            }
+        }
+    }
+
+    /// At end of input: the last frame, even without its terminator (lines only; a partial
+    /// octet-counted message is incomplete and dropped).
+    pub fn decode_eof(&mut self, buffer: &mut BytesMut) -> Option<Frame> {
+        if let Some(frame) = self.decode(buffer) {
+            return Some(frame);
+        }
+        match self {
+            StreamFramer::Lines(framer) => framer.decode_eof(buffer),
+            StreamFramer::Detect { .. } | StreamFramer::Octets(_) => {
+                buffer.clear();
+                None
+            }
+        }
+    }
+}
+
 /// The line without a trailing `\n` and `\r`.
 pub fn without_terminator(mut line: Bytes) -> Bytes {
     if line.last() == Some(&b'\n') {
@@ -193,6 +332,35 @@ last
             Some(Frame::Line(Bytes::from_static(b"last")))
         );
         assert_eq!(framer.decode_eof(&mut buffer), None);
+    }
+
+    #[test]
+    fn octet_counting_frames_cuts_and_stays_in_step() {
+        let mut framer = OctetCountingFramer::new(8);
+        let mut buffer = BytesMut::from(&b"5 hello14 <13>a long one\n3 en"[..]);
+        assert_eq!(
+            framer.decode(&mut buffer),
+            Ok(Some(Frame::Line(Bytes::from_static(b"hello"))))
+        );
+        assert_eq!(
+            framer.decode(&mut buffer),
+            Ok(Some(Frame::Truncated(Bytes::from_static(b"<13>a lo"))))
+        );
+        assert_eq!(
+            framer.decode(&mut buffer),
+            Ok(None),
+            "waits for the rest of `end`"
+        );
+        buffer.extend_from_slice(b"d");
+        assert_eq!(
+            framer.decode(&mut buffer),
+            Ok(Some(Frame::Line(Bytes::from_static(b"end"))))
+        );
+        let mut not_counted = BytesMut::from(&b"<13>plain line\n"[..]);
+        assert_eq!(
+            framer.decode(&mut not_counted),
+            Err(FrameError::NotOctetCounted)
+        );
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! batches, and the read loop over any byte stream (a TCP connection, stdin).
 
 pub mod file;
+mod net;
 pub mod socket;
 pub mod stdin;
+pub mod syslog;
 
 use std::sync::Arc;
 
@@ -12,9 +14,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::event::LogEntry;
-use crate::framing::{Frame, LineFramer};
+use crate::framing::{Frame, StreamFramer};
 use crate::metrics::ComponentMetrics;
-use crate::parse::level::detect_level;
+use crate::parse::format::{Format, decode};
 use crate::time::Timestamp;
 use crate::topology::{Batch, MAX_BATCH_ENTRIES, Output};
 
@@ -33,6 +35,7 @@ pub struct LineBatcher {
     source: Arc<str>,
     node_id: Arc<str>,
     metrics: ComponentMetrics,
+    format: Format,
     entries: Vec<LogEntry>,
     bytes: usize,
     /// Read time given to entries whose line carries none; refreshed once per read, not per line.
@@ -40,11 +43,17 @@ pub struct LineBatcher {
 }
 
 impl LineBatcher {
-    pub fn new(source: Arc<str>, node_id: Arc<str>, metrics: ComponentMetrics) -> Self {
+    pub fn new(
+        source: Arc<str>,
+        node_id: Arc<str>,
+        metrics: ComponentMetrics,
+        format: Format,
+    ) -> Self {
         LineBatcher {
             source,
             node_id,
             metrics,
+            format,
             entries: Vec::with_capacity(MAX_BATCH_ENTRIES),
             bytes: 0,
             now: Timestamp::now(),
@@ -71,11 +80,13 @@ impl LineBatcher {
             return;
         }
         self.bytes += line.len();
-        let mut entry =
-            LogEntry::from_line(line, self.source.clone(), self.node_id.clone(), self.now);
-        if let Some(level) = detect_level(&entry.raw) {
-            entry.level = level;
-        }
+        let entry = decode(
+            self.format,
+            line,
+            self.source.clone(),
+            self.node_id.clone(),
+            self.now,
+        );
         self.entries.push(entry);
     }
 
@@ -96,18 +107,21 @@ impl LineBatcher {
 }
 
 /// Reads `reader` to its end (or until shutdown), framing lines into batches. A final line
-/// without a newline is emitted at the end.
+/// without a newline is emitted at the end. With an `idle_timeout`, a peer that sends nothing
+/// for that long is disconnected.
 ///
 /// At shutdown, what the peer already sent (bytes waiting in the socket) is still read, up to
 /// `SHUTDOWN_READS` reads: those lines were accepted by the kernel on our behalf, and a sender
 /// that finished before the signal should find all of them delivered.
 pub async fn read_lines<R: AsyncRead + Unpin>(
     mut reader: R,
-    mut framer: LineFramer,
+    mut framer: StreamFramer,
     batcher: &mut LineBatcher,
     output: &Output,
     shutdown: &CancellationToken,
+    idle_timeout: Option<std::time::Duration>,
 ) -> std::io::Result<()> {
+    let idle = idle_timeout.unwrap_or(std::time::Duration::MAX);
     let mut buffer = BytesMut::with_capacity(READ_CHUNK);
     let mut reads_after_shutdown = 0;
     let result = loop {
@@ -128,7 +142,13 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
         } else {
             tokio::select! {
                 biased;
-                read = reader.read_buf(&mut buffer) => read,
+                read = tokio::time::timeout(idle, reader.read_buf(&mut buffer)) => match read {
+                    Ok(read) => read,
+                    Err(_elapsed) => break Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "idle connection closed",
+                    )),
+                },
                 _ = shutdown.cancelled() => continue,
             }
         };

@@ -6,13 +6,17 @@ use super::{LineBatcher, default_max_line_bytes, read_lines};
 use crate::component::{
     BuildContext, BuildError, ComponentError, ComponentFuture, Source, SourceConfig, SourceContext,
 };
-use crate::framing::LineFramer;
+use crate::framing::StreamFramer;
+use crate::parse::format::Format;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct StdinConfig {
     /// Longer lines are cut to this many bytes (counted in `component_errors_total`).
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: usize,
+    /// How lines are parsed: `auto` (default), `text`, `json`, `logfmt`, `syslog`, `cri`, `docker`.
+    #[serde(default)]
+    pub format: Format,
 }
 
 impl SourceConfig for StdinConfig {
@@ -31,14 +35,19 @@ impl Source for StdinSource {
     fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
         Box::pin(async move {
             cx.health.running();
-            let mut batcher =
-                LineBatcher::new(cx.id.clone(), cx.node_id.clone(), cx.metrics.clone());
+            let mut batcher = LineBatcher::new(
+                cx.id.clone(),
+                cx.node_id.clone(),
+                cx.metrics.clone(),
+                self.config.format,
+            );
             read_lines(
                 tokio::io::stdin(),
-                LineFramer::new(self.config.max_line_bytes),
+                StreamFramer::lines(self.config.max_line_bytes),
                 &mut batcher,
                 &cx.output,
                 &cx.shutdown,
+                None,
             )
             .await
             .map_err(|error| ComponentError::io("reading stdin", error))

@@ -163,6 +163,11 @@ impl Metadata {
         }
     }
 
+    /// Appends `key` without looking for an earlier value: for parsers that set each key once.
+    pub fn push(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
+        self.0.push((key.into(), value.into()));
+    }
+
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }

@@ -182,11 +182,12 @@ fn decode_syslog(entry: &mut LogEntry) -> bool {
     // facility, severity, four header fields, structured data: one allocation for all.
     entry.metadata = Metadata::with_capacity(7);
     let metadata = &mut entry.metadata;
+    // Each key is set once here: `push` skips the search for an earlier value.
     if let Some(name) = facility.and_then(facility_name) {
-        metadata.insert("facility", name);
+        metadata.push("facility", name);
     }
     if let Some(name) = severity.and_then(severity_name) {
-        metadata.insert("severity", name);
+        metadata.push("severity", name);
     }
     for (key, field) in [
         ("host", hostname),
@@ -195,7 +196,7 @@ fn decode_syslog(entry: &mut LogEntry) -> bool {
         ("msg_id", msg_id),
     ] {
         if let Some(field) = field {
-            metadata.insert(key, slice(&line, field));
+            metadata.push(key, slice(&line, field));
         }
     }
     if !structured_data.is_empty() {
@@ -207,7 +208,7 @@ fn decode_syslog(entry: &mut LogEntry) -> bool {
             }
             elements.insert(lossy_key(element.id), Value::Map(params));
         }
-        metadata.insert("structured_data", Value::Map(elements));
+        metadata.push("structured_data", Value::Map(elements));
     }
     true
 }

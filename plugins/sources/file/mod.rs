@@ -38,7 +38,7 @@ use crate::config::ConfigDuration;
 use crate::event::{LogEntry, Value};
 use crate::metrics::{ComponentMetrics, FileMetricFamilies};
 use crate::multiline::{Joined, MultilineConfig};
-use crate::parse::level::detect_level;
+use crate::parse::format::{Format, decode};
 use crate::state::{Checkpoint, StateStore};
 use crate::time::Timestamp;
 use crate::topology::{Batch, DeliveryStatus, Finalizer, MAX_BATCH_ENTRIES, Output};
@@ -75,6 +75,9 @@ pub struct FileConfig {
     /// Longer lines are cut to this many bytes; the rest is skipped to the next newline.
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: usize,
+    /// How lines are parsed: `auto` (default), `text`, `json`, `logfmt`, `syslog`, `cri`, `docker`.
+    #[serde(default)]
+    pub format: Format,
     /// `"none"` (default) or `{ start_pattern = "regex", timeout = "1s" }`.
     #[serde(default)]
     pub multiline: MultilineConfig,
@@ -819,6 +822,7 @@ impl Tailer {
                 bytes += item.text.len();
                 entries.push(entry_from(
                     item,
+                    self.config.format,
                     &file.path_text,
                     &self.source,
                     &self.node_id,
@@ -994,16 +998,19 @@ impl Tailer {
 /// One entry from joined lines: a single line, or several joined into a trace.
 fn entry_from(
     joined: Joined,
+    format: Format,
     path: &bytes::Bytes,
     source: &Arc<str>,
     node_id: &Arc<str>,
     read_at: Timestamp,
 ) -> LogEntry {
-    let mut entry =
-        LogEntry::from_line(joined.first_line, source.clone(), node_id.clone(), read_at);
-    if let Some(level) = detect_level(&entry.message) {
-        entry.level = level;
-    }
+    let mut entry = decode(
+        format,
+        joined.first_line,
+        source.clone(),
+        node_id.clone(),
+        read_at,
+    );
     if joined.lines > 1 {
         entry.raw = joined.text.clone();
         entry.error_trace = Some(joined.text);

@@ -1,0 +1,321 @@
+//! Listening on the network, shared by the `socket` and `syslog` sources: a TCP accept loop with
+//! a task per connection (optionally TLS, with an idle timeout), and a UDP receive loop that
+//! drains the socket in bursts and counts what the kernel dropped.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::{LineBatcher, read_lines};
+use crate::component::{BuildError, ComponentError, SourceContext};
+use crate::framing::{Frame, StreamFramer, without_terminator};
+use crate::parse::format::Format;
+
+/// Largest UDP payload.
+const MAX_DATAGRAM: usize = 65_536;
+
+/// How a TCP source frames and parses each connection.
+#[derive(Clone)]
+pub struct TcpOptions {
+    pub framer: StreamFramer,
+    pub format: Format,
+    pub idle_timeout: Option<Duration>,
+    pub tls: Option<TlsAcceptor>,
+}
+
+/// Builds a TLS acceptor from PEM files (certificate chain, private key).
+pub fn tls_acceptor(
+    cert_file: &std::path::Path,
+    key_file: &std::path::Path,
+) -> Result<TlsAcceptor, BuildError> {
+    let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+        .and_then(|certificates| certificates.collect())
+        .map_err(|error| {
+            BuildError(format!(
+                "cannot read certificates from {}: {error}",
+                cert_file.display()
+            ))
+        })?;
+    if certificates.is_empty() {
+        return Err(BuildError(format!(
+            "no certificate in {}",
+            cert_file.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|error| {
+        BuildError(format!(
+            "cannot read the private key from {}: {error}",
+            key_file.display()
+        ))
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| BuildError(format!("TLS setup: {error}")))?
+        .with_no_client_auth()
+        .with_single_cert(certificates, key)
+        .map_err(|error| BuildError(format!("TLS certificate and key do not fit: {error}")))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Accepts connections until shutdown; each is read by its own task.
+pub async fn serve_tcp(
+    address: SocketAddr,
+    options: TcpOptions,
+    cx: SourceContext,
+) -> Result<(), ComponentError> {
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|error| ComponentError::io(format!("cannot listen on tcp://{address}"), error))?;
+    tracing::info!(component_id = %cx.id, %address, tls = options.tls.is_some(), "listening on TCP");
+    cx.health.running();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = cx.shutdown.cancelled() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let batcher = LineBatcher::new(cx.id.clone(), cx.node_id.clone(), cx.metrics.clone(), options.format);
+                    let connection = Connection {
+                        peer,
+                        options: options.clone(),
+                        batcher,
+                        output: cx.output.clone(),
+                        shutdown: cx.shutdown.clone(),
+                        metrics: cx.metrics.clone(),
+                    };
+                    match options.tls.clone() {
+                        Some(acceptor) => connections.spawn(async move {
+                            let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
+                            match handshake {
+                                Ok(Ok(tls_stream)) => connection.read(tls_stream).await,
+                                Ok(Err(error)) => {
+                                    connection.metrics.error("tls_handshake_failed");
+                                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                                }
+                                Err(_) => connection.metrics.error("tls_handshake_timeout"),
+                            }
+                        }),
+                        None => connections.spawn(connection.read(stream)),
+                    };
+                }
+                Err(error) => {
+                    // Out of file descriptors and similar: back off briefly instead of spinning.
+                    cx.metrics.error("accept_failed");
+                    tracing::warn!(component_id = %cx.id, %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+struct Connection {
+    peer: SocketAddr,
+    options: TcpOptions,
+    batcher: LineBatcher,
+    output: crate::topology::Output,
+    shutdown: tokio_util::sync::CancellationToken,
+    metrics: crate::metrics::ComponentMetrics,
+}
+
+impl Connection {
+    async fn read<S: AsyncRead + AsyncWrite + Unpin>(mut self, stream: S) {
+        let result = read_lines(
+            stream,
+            self.options.framer.clone(),
+            &mut self.batcher,
+            &self.output,
+            &self.shutdown,
+            self.options.idle_timeout,
+        )
+        .await;
+        match result {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
+                self.metrics.error("idle_timeout");
+                tracing::debug!(peer = %self.peer, "idle connection closed");
+            }
+            Err(error) => {
+                self.metrics.error("read_failed");
+                tracing::debug!(peer = %self.peer, %error, "connection closed with an error");
+            }
+        }
+    }
+}
+
+/// How a UDP source cuts a datagram into entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Datagram {
+    /// Every LF-separated line is an entry (`socket`).
+    Lines,
+    /// The whole datagram is one message (`syslog`).
+    Message,
+}
+
+/// Receives datagrams until shutdown. Kernel drops (receive buffer overflow) are read from
+/// `/proc/net/udp` and counted as discarded with reason `receive_buffer_full`.
+pub async fn serve_udp(
+    address: SocketAddr,
+    receive_buffer_bytes: usize,
+    datagram: Datagram,
+    max_message_bytes: usize,
+    format: Format,
+    cx: SourceContext,
+) -> Result<(), ComponentError> {
+    let socket = bind_udp(address, receive_buffer_bytes)
+        .map_err(|error| ComponentError::io(format!("cannot listen on udp://{address}"), error))?;
+    let local = socket.local_addr().unwrap_or(address);
+    tracing::info!(component_id = %cx.id, %address, "listening on UDP");
+    cx.health.running();
+    let mut batcher = LineBatcher::new(
+        cx.id.clone(),
+        cx.node_id.clone(),
+        cx.metrics.clone(),
+        format,
+    );
+    let mut buffer = BytesMut::with_capacity(MAX_DATAGRAM * 16);
+    let mut drops = KernelDrops::new(local);
+    let mut drop_check = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        buffer.reserve(MAX_DATAGRAM);
+        let received = tokio::select! {
+            biased;
+            _ = cx.shutdown.cancelled() => break,
+            _ = drop_check.tick() => {
+                cx.metrics.discarded("receive_buffer_full", drops.new_drops());
+                continue;
+            }
+            received = socket.recv_buf_from(&mut buffer) => received,
+        };
+        if let Err(error) = received {
+            cx.metrics.error("receive_failed");
+            tracing::debug!(component_id = %cx.id, %error, "UDP receive failed");
+            continue;
+        }
+        batcher.refresh_time();
+        push_datagram(
+            buffer.split().freeze(),
+            datagram,
+            max_message_bytes,
+            &mut batcher,
+        );
+        // Drain whatever else is already queued before handing over one batch.
+        while !batcher.is_full() {
+            buffer.reserve(MAX_DATAGRAM);
+            match socket.try_recv_buf_from(&mut buffer) {
+                Ok(_) => push_datagram(
+                    buffer.split().freeze(),
+                    datagram,
+                    max_message_bytes,
+                    &mut batcher,
+                ),
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    cx.metrics.error("receive_failed");
+                    break;
+                }
+            }
+        }
+        batcher.flush(&cx.output).await;
+    }
+    batcher.flush(&cx.output).await;
+    cx.metrics
+        .discarded("receive_buffer_full", drops.new_drops());
+    Ok(())
+}
+
+fn bind_udp(address: SocketAddr, receive_buffer_bytes: usize) -> std::io::Result<UdpSocket> {
+    let socket = std::net::UdpSocket::bind(address)?;
+    socket.set_nonblocking(true)?;
+    let socket = UdpSocket::from_std(socket)?;
+    let socket_ref = socket2::SockRef::from(&socket);
+    if let Err(error) = socket_ref.set_recv_buffer_size(receive_buffer_bytes) {
+        tracing::warn!(%error, receive_buffer_bytes, "could not enlarge the UDP receive buffer");
+    }
+    Ok(socket)
+}
+
+fn push_datagram(
+    datagram: Bytes,
+    mode: Datagram,
+    max_message_bytes: usize,
+    batcher: &mut LineBatcher,
+) {
+    let push = |batcher: &mut LineBatcher, message: Bytes| {
+        if message.len() > max_message_bytes {
+            batcher.push_frame(Frame::Truncated(message.slice(..max_message_bytes)));
+        } else {
+            batcher.push_frame(Frame::Line(message));
+        }
+    };
+    match mode {
+        Datagram::Message => push(batcher, without_terminator(datagram)),
+        Datagram::Lines => {
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', &datagram).chain(std::iter::once(datagram.len()))
+            {
+                if start >= datagram.len() {
+                    break;
+                }
+                push(batcher, without_terminator(datagram.slice(start..end)));
+                start = end + 1;
+            }
+        }
+    }
+}
+
+/// The kernel's drop counter of one UDP socket, from `/proc/net/udp` (or `udp6`).
+struct KernelDrops {
+    port_hex: String,
+    table: &'static str,
+    last: Option<u64>,
+}
+
+impl KernelDrops {
+    fn new(local: SocketAddr) -> Self {
+        KernelDrops {
+            port_hex: format!(":{:04X}", local.port()),
+            table: if local.is_ipv4() {
+                "/proc/net/udp"
+            } else {
+                "/proc/net/udp6"
+            },
+            last: None,
+        }
+    }
+
+    /// Drops since the last call (the first call only takes the baseline).
+    fn new_drops(&mut self) -> usize {
+        let Ok(table) = std::fs::read_to_string(self.table) else {
+            return 0;
+        };
+        let total: u64 = table
+            .lines()
+            .skip(1)
+            .filter(|line| {
+                line.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|local| local.ends_with(&self.port_hex))
+            })
+            .filter_map(|line| line.split_whitespace().last()?.parse::<u64>().ok())
+            .sum();
+        let new = self.last.map_or(0, |last| total.saturating_sub(last));
+        self.last = Some(total);
+        new as usize
+    }
+}

@@ -1,0 +1,114 @@
+//! `type = "syslog"`: RFC 5424 and RFC 3164 messages, auto-detected per message, over UDP (one
+//! datagram is one message) or TCP (LF framing or RFC 6587 octet counting, detected per
+//! connection; optionally TLS). Header fields go into `metadata` (DESIGN §5).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::net::{Datagram, TcpOptions, serve_tcp, serve_udp, tls_acceptor};
+use super::socket::{SocketMode, default_receive_buffer_bytes};
+use crate::component::{
+    BuildContext, BuildError, ComponentFuture, Resource, Source, SourceConfig, SourceContext,
+};
+use crate::config::ConfigDuration;
+use crate::framing::StreamFramer;
+use crate::parse::format::Format;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TlsConfig {
+    /// PEM file with the server certificate (and its chain).
+    pub cert_file: PathBuf,
+    /// PEM file with the private key.
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SyslogConfig {
+    /// `udp` (default) or `tcp`.
+    #[serde(default = "default_mode")]
+    pub mode: SocketMode,
+    /// Address to listen on, e.g. `0.0.0.0:5514`.
+    pub address: SocketAddr,
+    /// Longer messages are cut to this many bytes (counted in `component_errors_total`); the
+    /// connection goes on with the next message.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// TCP: close a connection that sends nothing for this long.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: ConfigDuration,
+    /// TCP: serve TLS with this certificate and key.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// UDP: kernel receive buffer to ask for, in bytes.
+    #[serde(default = "default_receive_buffer_bytes")]
+    pub receive_buffer_bytes: usize,
+}
+
+fn default_mode() -> SocketMode {
+    SocketMode::Udp
+}
+
+fn default_max_message_bytes() -> usize {
+    64 * 1024
+}
+
+fn default_idle_timeout() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(300))
+}
+
+impl SourceConfig for SyslogConfig {
+    fn build(&self, _cx: &BuildContext<'_>) -> Result<Box<dyn Source>, BuildError> {
+        let tls = match (&self.tls, self.mode) {
+            (Some(_), SocketMode::Udp) => {
+                return Err(BuildError("`tls` needs `mode = \"tcp\"`".to_string()));
+            }
+            (Some(tls), SocketMode::Tcp) => Some(tls_acceptor(&tls.cert_file, &tls.key_file)?),
+            (None, _) => None,
+        };
+        Ok(Box::new(SyslogSource {
+            config: self.clone(),
+            tls,
+        }))
+    }
+
+    fn resources(&self) -> Vec<Resource> {
+        vec![match self.mode {
+            SocketMode::Tcp => Resource::Tcp(self.address),
+            SocketMode::Udp => Resource::Udp(self.address),
+        }]
+    }
+}
+
+struct SyslogSource {
+    config: SyslogConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Source for SyslogSource {
+    fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
+        let config = self.config;
+        match config.mode {
+            SocketMode::Tcp => Box::pin(serve_tcp(
+                config.address,
+                TcpOptions {
+                    framer: StreamFramer::detect(config.max_message_bytes),
+                    format: Format::Syslog,
+                    idle_timeout: Some(config.idle_timeout.0),
+                    tls: self.tls,
+                },
+                cx,
+            )),
+            SocketMode::Udp => Box::pin(serve_udp(
+                config.address,
+                config.receive_buffer_bytes,
+                Datagram::Message,
+                config.max_message_bytes,
+                Format::Syslog,
+                cx,
+            )),
+        }
+    }
+}
