@@ -182,7 +182,10 @@ encoding = "json"
     assert!(messages.contains("2026-01-01 12:00:00 ERROR request 1 failed: \"db\" down"));
     assert!(messages.contains("ERROR crlf line"));
     assert!(messages.contains("ERROR invalid utf8 \u{fffd}\u{fffd} here"));
-    assert!(messages.contains("logfmt style"), "format = auto parses logfmt lines");
+    assert!(
+        messages.contains("logfmt style"),
+        "format = auto parses logfmt lines"
+    );
     assert!(messages.contains("FATAL udp 99 second"));
     assert!(!messages.iter().any(|m| m.contains("WARN udp")));
 

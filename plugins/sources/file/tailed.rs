@@ -237,11 +237,8 @@ impl TailedFile {
                         head
                     }
                 };
-                if line.is_empty() {
-                    continue;
-                }
-                out.joined
-                    .extend(self.aggregator.push(line, end_offset, now));
+                // Blank lines go in too: inside a trace they are part of it.
+                self.aggregator.push(line, end_offset, now, &mut out.joined);
             }
         }
         Ok((out, end))
@@ -258,18 +255,18 @@ impl TailedFile {
                 self.framer.decode_eof(&mut self.buffer)
         {
             let end_offset = self.consumed_offset();
-            if !line.is_empty() {
-                out.extend(self.aggregator.push(line, end_offset, now));
-            }
+            self.aggregator.push(line, end_offset, now, &mut out);
         }
-        out.extend(self.aggregator.flush_idle(now));
+        self.aggregator.flush_idle(now, &mut out);
         out
     }
 
     /// The entry held by multiline aggregation (complete lines only; a partial last line stays
     /// unread so that a restart reads it whole).
     pub fn flush_pending(&mut self) -> Vec<Joined> {
-        self.aggregator.flush().into_iter().collect()
+        let mut out = Vec::new();
+        self.aggregator.flush(&mut out);
+        out
     }
 
     pub fn retire(&mut self) {
@@ -292,12 +289,10 @@ impl TailedFile {
             self.framer.decode_eof(&mut self.buffer)
         {
             let end_offset = self.consumed_offset();
-            let now = Instant::now();
-            if !line.is_empty() {
-                out.extend(self.aggregator.push(line, end_offset, now));
-            }
+            self.aggregator
+                .push(line, end_offset, Instant::now(), &mut out);
         }
-        out.extend(self.aggregator.flush());
+        self.aggregator.flush(&mut out);
         out
     }
 
