@@ -597,10 +597,6 @@ struct RawToken {
     dotted: bool,
     /// A plain number (`0`, `1.58`, `00:01`, `<1`): may take a unit that follows.
     numeric: bool,
-    /// A unit of size or time (`bytes`, `KB`, `ms`, `sec`, …).
-    unit: bool,
-    /// A month or weekday name: a value when it sits next to a number.
-    date_word: bool,
 }
 
 /// Per-message working memory, kept in the miner and reused.
@@ -624,7 +620,7 @@ impl Scratch {
             let t = raw[i];
             let bytes = &message[t.start..t.end];
             let start = self.text.len();
-            if t.numeric && raw.get(i + 1).is_some_and(|u| u.unit) {
+            if t.numeric && raw.get(i + 1).is_some_and(|u| is_unit_token(message, u)) {
                 // A quantity with its unit is one value: "0 bytes" and "1625 bytes (1.58 KB)" are
                 // the same field, as are "<1 sec" and "00:01".
                 let unit = &message[raw[i + 1].start..raw[i + 1].end];
@@ -633,8 +629,8 @@ impl Scratch {
                 // "(1.58 KB)" right after is the same quantity again.
                 if let (Some(n), Some(u)) = (raw.get(i), raw.get(i + 1))
                     && n.numeric
-                    && u.unit
                     && message[n.start] == b'('
+                    && is_unit_token(message, u)
                     && let Some(close) = memchr::memchr(b')', &message[u.start..u.end])
                 {
                     tail = &message[u.start + close + 1..u.end];
@@ -650,7 +646,8 @@ impl Scratch {
                     self.push_value(start, &bytes[..prefix], &bytes[bytes.len() - suffix..]);
                 }
                 // "Fri Jun 17 07:07:00 2005": the names are as variable as the numbers.
-                None if t.date_word
+                None if t.kind == Kind::Word
+                    && is_date_word(edges_core(bytes))
                     && raw[(i - 1).saturating_sub(2)..(i + 2).min(raw.len())]
                         .iter()
                         .any(|r| r.numeric) =>
@@ -712,24 +709,37 @@ impl Scratch {
                 break;
             }
             let start = i;
+            // The classes of the token's bytes are gathered in the same pass that finds its
+            // end: this scan is the one per-byte cost of the miner.
+            let mut classes = 0;
             if self.raw.len() + 1 >= max_tokens {
                 let mut end = n;
                 while end > start && is_space(message[end - 1]) {
                     end -= 1;
                 }
-                self.raw.push(classify(message, start, end));
+                for &b in &message[start..end] {
+                    classes |= CLASS[b as usize];
+                }
+                self.raw.push(classify(message, start, end, classes));
                 break;
             }
-            while i < n && !is_space(message[i]) {
+            while i < n {
+                let class = CLASS[message[i] as usize];
+                if class & SPACE != 0 {
+                    break;
+                }
+                classes |= class;
                 i += 1;
             }
-            self.raw.push(classify(message, start, i));
+            self.raw.push(classify(message, start, i, classes));
         }
     }
 }
 
-/// Classifies the token `message[start..end]`.
-fn classify(message: &[u8], start: usize, end: usize) -> RawToken {
+/// Classifies the token `message[start..end]`, whose bytes have the classes `classes` together.
+/// Brackets and punctuation at its edges are not digits or letters, so for those the classes of
+/// the token are those of its core; for the others they are a superset, used only as hints.
+fn classify(message: &[u8], start: usize, end: usize, classes: u8) -> RawToken {
     let tok = &message[start..end];
     let (l, r) = edges(tok);
     let core = &tok[l..r];
@@ -741,8 +751,6 @@ fn classify(message: &[u8], start: usize, end: usize) -> RawToken {
         kind: Kind::Word,
         dotted: false,
         numeric: false,
-        unit: false,
-        date_word: false,
     };
     let value = |mut t: RawToken, prefix: usize| {
         t.mask = Some((prefix, suffix));
@@ -751,10 +759,6 @@ fn classify(message: &[u8], start: usize, end: usize) -> RawToken {
     };
     if core.len() > MAX_TOKEN_BYTES {
         return value(t, l);
-    }
-    let mut classes = 0u8;
-    for &b in core {
-        classes |= CLASS[b as usize];
     }
     if classes & (DIGIT | LETTER) == 0 {
         // Punctuation only. Empty brackets or quotes (`()`, `''`) are an empty value; anything
@@ -790,12 +794,10 @@ fn classify(message: &[u8], start: usize, end: usize) -> RawToken {
         t.numeric = is_number(core);
         return t;
     }
-    if classes & PATHLIKE != 0 && looks_variable(core) {
+    if classes & PATHLIKE != 0 && core.iter().any(|&b| CLASS[b as usize] & PATHLIKE != 0) && looks_variable(core) {
         return value(t, l);
     }
     t.dotted = core.len() > 2 && core[1..core.len() - 1].contains(&b'.');
-    t.unit = is_unit(core);
-    t.date_word = is_date_word(core);
     if is_caps(core) {
         t.kind = Kind::Keyword;
     }
@@ -825,11 +827,26 @@ fn trailing_punct(tok: &[u8]) -> usize {
     tok.len() - edges(tok).1
 }
 
+fn edges_core(tok: &[u8]) -> &[u8] {
+    let (l, r) = edges(tok);
+    &tok[l..r]
+}
+
+/// A unit of size or time, checked only after a number (it is a few comparisons).
+fn is_unit_token(message: &[u8], t: &RawToken) -> bool {
+    t.mask.is_none() && is_unit(edges_core(&message[t.start..t.end]))
+}
+
+/// `needle` occurs in `v`. Tokens are short: a plain scan beats setting up a substring searcher.
+fn contains(v: &[u8], needle: &[u8]) -> bool {
+    v.windows(needle.len()).any(|w| w == needle)
+}
+
 /// A value: has a digit, or is a path, URL, e-mail address or domain name.
 fn looks_variable(v: &[u8]) -> bool {
     v.iter().any(u8::is_ascii_digit)
         || is_path(v)
-        || memchr::memmem::find(v, b"://").is_some()
+        || contains(v, b"://")
         || is_email(v)
         || is_domain(v)
 }
@@ -840,7 +857,7 @@ fn is_path(v: &[u8]) -> bool {
         || v.starts_with(b"./")
         || v.starts_with(b"../")
         || v.starts_with(b"\\\\")
-        || memchr::memmem::find(v, b":\\").is_some()
+        || contains(v, b":\\")
 }
 
 fn is_email(v: &[u8]) -> bool {
@@ -977,6 +994,7 @@ fn is_number(v: &[u8]) -> bool {
             .all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b':' | b','))
 }
 
+/// A unit of size or time (`bytes`, `KB`, `ms`, `sec`, …).
 fn is_unit(v: &[u8]) -> bool {
     const UNITS: &[&[u8]] = &[
         b"b",
@@ -1021,6 +1039,7 @@ fn is_unit(v: &[u8]) -> bool {
     v.len() <= 12 && UNITS.iter().any(|u| u.eq_ignore_ascii_case(v))
 }
 
+/// A month or weekday name: a value when it sits next to a number.
 fn is_date_word(v: &[u8]) -> bool {
     const NAMES: &[&[u8]] = &[
         b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun", b"Jan", b"Feb", b"Mar", b"Apr",
@@ -1090,17 +1109,22 @@ fn hash_bytes(b: &[u8]) -> u64 {
     let mut h = (b.len() as u64).wrapping_mul(K);
     let mut chunks = b.chunks_exact(8);
     for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K).rotate_left(29);
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        h = (h ^ w).wrapping_mul(K).rotate_left(29);
     }
+    // The last 1..=7 bytes without a copy: two overlapping 4-byte reads, or the bytes one by
+    // one (the length is already in `h`, so overlap cannot make two tokens equal).
     let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K).rotate_left(29);
-    }
-    mix(h)
+    let w = match rest.len() {
+        0 => return mix(h),
+        n @ 4.. => {
+            let lo = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as u64;
+            let hi = u32::from_le_bytes([rest[n - 4], rest[n - 3], rest[n - 2], rest[n - 1]]) as u64;
+            lo | hi << 32
+        }
+        n => rest[0] as u64 | (rest[n / 2] as u64) << 8 | (rest[n - 1] as u64) << 16,
+    };
+    mix((h ^ w).wrapping_mul(K).rotate_left(29))
 }
 
 /// Final avalanche (SplitMix64's), so that every bit of a key depends on every input bit.
