@@ -15,9 +15,10 @@
 //!    each token that is evidently a value becomes `<*>`: anything with a digit (numbers, hex,
 //!    UUIDs, IPv4/IPv6 with ports, ids, timestamps), paths, URLs, e-mail addresses, domain names,
 //!    the value of `key=value` and `key:value`, a quantity with its unit (`1625 bytes (1.58 KB)`,
-//!    `<1 sec`) as one token, month and weekday names next to numbers, empty brackets. Brackets
-//!    and punctuation around a value are kept (`[<*>]`, `uid=<*>`) so the template still reads
-//!    like the line, and a run of values (`blk_1 blk_2 blk_3`) becomes one `<*>`.
+//!    `<1 sec`) as one token, month and weekday names next to numbers, a quoted token, empty
+//!    brackets. Brackets and punctuation around a value are kept (`[<*>]`, `uid=<*>`) so the
+//!    template still reads like the line, and a run of values (`blk_1 blk_2 blk_3`) becomes one
+//!    `<*>`.
 //! 2. **Clustering** in a fixed-depth prefix tree: the token count, then the first
 //!    [`MinerConfig::prefix_depth`] tokens pick a leaf; there the message joins the most similar
 //!    cluster if it shares enough of the template's constant tokens, and the positions that
@@ -763,17 +764,22 @@ fn classify(message: &[u8], start: usize, end: usize, classes: u8) -> RawToken {
     if classes & (DIGIT | LETTER) == 0 {
         // Punctuation only. Empty brackets or quotes (`()`, `''`) are an empty value; anything
         // else (`****`, `-`, `|`) is a separator that belongs to the statement.
-        if tok
-            .iter()
-            .all(|&b| CLASS[b as usize] & (OPEN | CLOSE) != 0 && !b".,;:!?".contains(&b))
-        {
-            let half = tok.len() / 2;
-            t.mask = Some((half, tok.len() - half));
+        if is_empty_pair(tok) {
+            t.mask = Some((1, tok.len() - 1));
             t.kind = Kind::Variable;
         } else {
             t.kind = Kind::Keyword;
         }
         return t;
+    }
+    // A token in matching quotes is a value (`'Active'`, `"/tmp/x"`). A quoted phrase of
+    // several words is not caught here: it is compared word by word like any other text.
+    if (tok[0] == b'\'' || tok[0] == b'"') && r < tok.len() && tok[r] == tok[0] && r > l {
+        return value(t, l);
+    }
+    // A URL may hold `=` and `:`, but it is one value.
+    if classes & COLON != 0 && contains(core, b"://") {
+        return value(t, l);
     }
     if classes & (EQUALS | COLON) != 0
         && let Some(value_at) = key_value_split(core)
@@ -794,7 +800,10 @@ fn classify(message: &[u8], start: usize, end: usize, classes: u8) -> RawToken {
         t.numeric = is_number(core);
         return t;
     }
-    if classes & PATHLIKE != 0 && core.iter().any(|&b| CLASS[b as usize] & PATHLIKE != 0) && looks_variable(core) {
+    if classes & PATHLIKE != 0
+        && core.iter().any(|&b| CLASS[b as usize] & PATHLIKE != 0)
+        && looks_variable(core)
+    {
         return value(t, l);
     }
     t.dotted = core.len() > 2 && core[1..core.len() - 1].contains(&b'.');
@@ -821,6 +830,19 @@ fn edges(tok: &[u8]) -> (usize, usize) {
         r -= 1;
     }
     (l, r)
+}
+
+/// `()`, `[]`, `''`, `""`, maybe followed by punctuation (`(),`).
+fn is_empty_pair(tok: &[u8]) -> bool {
+    let closer = match tok.first() {
+        Some(b'(') => b')',
+        Some(b'[') => b']',
+        Some(b'{') => b'}',
+        Some(b'<') => b'>',
+        Some(&q @ (b'\'' | b'"')) => q,
+        _ => return false,
+    };
+    tok.get(1) == Some(&closer) && tok[2..].iter().all(|&b| CLASS[b as usize] & CLOSE != 0)
 }
 
 fn trailing_punct(tok: &[u8]) -> usize {
@@ -1119,7 +1141,8 @@ fn hash_bytes(b: &[u8]) -> u64 {
         0 => return mix(h),
         n @ 4.. => {
             let lo = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as u64;
-            let hi = u32::from_le_bytes([rest[n - 4], rest[n - 3], rest[n - 2], rest[n - 1]]) as u64;
+            let hi =
+                u32::from_le_bytes([rest[n - 4], rest[n - 3], rest[n - 2], rest[n - 1]]) as u64;
             lo | hi << 32
         }
         n => rest[0] as u64 | (rest[n / 2] as u64) << 8 | (rest[n - 1] as u64) << 16,
@@ -1157,3 +1180,301 @@ impl Hasher for IdHasher {
 }
 
 type IdBuild = BuildHasherDefault<IdHasher>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The template a fresh miner gives one message: its masked form.
+    fn masked(message: &str) -> String {
+        TemplateMiner::default()
+            .add(message.as_bytes())
+            .template
+            .to_string()
+    }
+
+    /// Feeds every message to one miner; returns the cluster id of each.
+    fn cluster_ids(miner: &mut TemplateMiner, messages: &[&str]) -> Vec<u64> {
+        messages
+            .iter()
+            .map(|m| miner.add(m.as_bytes()).cluster_id)
+            .collect()
+    }
+
+    #[test]
+    fn masks_values_and_keeps_the_text_around_them() {
+        let cases = [
+            // Numbers, block ids, IPv4 with and without ports, paths.
+            (
+                "Receiving block blk_-1608999687919862906 src: /10.250.19.102:54106 dest: /10.250.19.102:50010",
+                "Receiving block <*> src: <*> dest: <*>",
+            ),
+            (
+                "Deleting block blk_1781953582842324563 file /mnt/hadoop/dfs/data/current/subdir5/blk_1781953582842324563",
+                "Deleting block <*> file <*>",
+            ),
+            // key=value, an empty value, brackets kept around a value.
+            (
+                "authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=218.188.2.4",
+                "authentication failure; logname= uid=<*> euid=<*> tty=<*> ruser= rhost=<*>",
+            ),
+            (
+                "Received disconnect from 52.80.34.196: 11: Bye Bye [preauth]",
+                "Received disconnect from <*>: <*>: Bye Bye [preauth]",
+            ),
+            (
+                "reverse mapping checking getaddrinfo for ns.marryaldkfaczcz.com [173.234.31.186] failed - POSSIBLE BREAK-IN ATTEMPT!",
+                "reverse mapping checking getaddrinfo for <*> [<*>] failed - POSSIBLE BREAK-IN ATTEMPT!",
+            ),
+            // A quantity with its unit is one value, whatever its spelling.
+            (
+                "proxy.cse.cuhk.edu.hk:5070 close, 1190 bytes (1.16 KB) sent, 1671 bytes received, lifetime <1 sec",
+                "<*> close, <*> sent, <*> received, lifetime <*>",
+            ),
+            (
+                "Reading broadcast variable 9 took 160 ms",
+                "Reading broadcast variable <*> took <*>",
+            ),
+            // A date in words and numbers, and empty brackets, are values.
+            (
+                "connection from 222.33.90.199 () at Mon Jun 20 03:40:59 2005",
+                "connection from <*> (<*>) at <*>",
+            ),
+            // UUIDs, hex, IPv6, URLs, e-mail addresses, Windows paths, quoted tokens.
+            (
+                "request 3f2b6c1e-8a7d-4c2e-9b1f-2d3e4f5a6b7c failed with 0x800f080d",
+                "request <*> failed with <*>",
+            ),
+            (
+                "MDNS: IPV6 Addr: 2607:f140:6000:8:c6b3:1ff:fecd:467f",
+                "MDNS: IPV6 Addr: <*>",
+            ),
+            (
+                "fetching https://example.com/api/v1/items?page=2 for bob@example.org",
+                "fetching <*> for <*>",
+            ),
+            ("Loaded C:\\Windows\\winsxs\\cbscore.dll", "Loaded <*>"),
+            (
+                "removing device node '/udev/vcsa2'",
+                "removing device node '<*>'",
+            ),
+            (
+                "Location icon should now be in state 'Active'",
+                "Location icon should now be in state '<*>'",
+            ),
+            // `key:value` only when the value looks like one; host:port is one value.
+            (
+                "Got user-level KeeperException when processing sessionid:0x34ed93485090001 type:create",
+                "Got user-level KeeperException when processing sessionid:<*> type:create",
+            ),
+            (
+                "wpad:80 error : Could not connect",
+                "<*> error : Could not connect",
+            ),
+            // A run of values is one value; a separator between values is kept.
+            (
+                "BLOCK* ask 10.251.126.5:50010 to delete blk_-9016567407076718172 blk_-8695715290502978219",
+                "BLOCK* ask <*> to delete <*>",
+            ),
+            (
+                "Fan speeds ( 3552 3534 3375 **** 3515 3479 )",
+                "Fan speeds ( <*> **** <*> )",
+            ),
+            // Names with one digit are names, not values.
+            (
+                "NIFF: node node-129 has detected an available network connection on network 10.128.0.0 via interface ee0",
+                "NIFF: node <*> has detected an available network connection on network <*> via interface ee0",
+            ),
+        ];
+        for (message, template) in cases {
+            assert_eq!(masked(message), template, "{message}");
+        }
+    }
+
+    #[test]
+    fn one_statement_with_different_values_is_one_cluster() {
+        let groups: [&[&str]; 5] = [
+            &[
+                "Failed password for invalid user admin from 203.0.113.7 port 51234 ssh2",
+                "Failed password for invalid user oracle from 198.51.100.23 port 40022 ssh2",
+                "Failed password for invalid user test from 192.0.2.200 port 6000 ssh2",
+            ],
+            &[
+                "session opened for user cyrus by (uid=0)",
+                "session opened for user news by (uid=0)",
+                "session opened for user root by (uid=1000)",
+            ],
+            &[
+                "ciod: Error loading /home/draeger/testQboxhang: invalid or missing program image, No such file or directory",
+                "ciod: Error loading /bgl/apps/scaletest/allreduce.rts: invalid or missing program image, No such file or directory",
+            ],
+            &[
+                "Established session 0x14ed93111f20027 with negotiated timeout 10000 for client /10.10.34.13:37177",
+                "Established session 0x24ede63a01b003b with negotiated timeout 30000 for client /10.10.34.19:33425",
+            ],
+            &[
+                "com.apple.icloud.fmfd.heartbeat: scheduler_evaluate_activity told me to run this job; however, but the start time isn't for 439034 seconds.  Ignoring.",
+                "com.apple.CacheDelete.daily: scheduler_evaluate_activity told me to run this job; however, but the start time isn't for 1234 seconds.  Ignoring.",
+            ],
+        ];
+        let mut miner = TemplateMiner::default();
+        let mut seen = Vec::new();
+        for group in groups {
+            let ids = cluster_ids(&mut miner, group);
+            assert!(ids.iter().all(|&id| id == ids[0]), "{group:?} gave {ids:?}");
+            assert!(
+                !seen.contains(&ids[0]),
+                "{group:?} joined another group's cluster"
+            );
+            seen.push(ids[0]);
+        }
+        assert_eq!(
+            miner.template(seen[0]).as_deref(),
+            Some("Failed password for invalid user <*> from <*> port <*> ssh2")
+        );
+    }
+
+    #[test]
+    fn different_statements_are_different_clusters() {
+        let pairs = [
+            // A different state, error code or separator is another statement, however alike
+            // the rest of the line.
+            (
+                "attempt_1445144423722_0020_m_000000_0 TaskAttempt Transitioned from NEW to UNASSIGNED",
+                "attempt_1445144423722_0020_m_000000_0 TaskAttempt Transitioned from UNASSIGNED to ASSIGNED",
+            ),
+            (
+                "Failed to internally open package. [HRESULT = 0x800f0805 - CBS_E_INVALID_PACKAGE]",
+                "Failed to internally open package. [HRESULT = 0x800f0805 - CBS_E_MANIFEST_INVALID_ITEM]",
+            ),
+            (
+                "Fan speeds ( 3552 3534 3375 **** 3515 3479 )",
+                "Fan speeds ( 3552 3534 3375 4245 3515 3479 )",
+            ),
+            // Two different words in a row are different text.
+            (
+                "ciod: Error reading message prefix on CioStream socket to 172.16.96.116:41534, Link has been severed",
+                "ciod: Error reading message prefix on CioStream socket to 172.16.96.116:52839, Connection reset by peer",
+            ),
+            // Different text around a value.
+            (
+                "session opened for user cyrus by (uid=0)",
+                "session opened for user root by LOGIN(uid=0)",
+            ),
+            // Short messages must agree on every word.
+            ("Link error", "Link ok"),
+            ("boot (command 1911)", "wait (command 1975)"),
+            // Mostly values, no constant in common.
+            (
+                "iar 003a90fc dear 00b360e8",
+                "lr:00004ed0 cr:28244842 xer:20000002 ctr:00086000",
+            ),
+        ];
+        for (a, b) in pairs {
+            let mut miner = TemplateMiner::default();
+            let ids = cluster_ids(&mut miner, &[a, b]);
+            assert_ne!(ids[0], ids[1], "{a:?} and {b:?} share a cluster");
+        }
+    }
+
+    #[test]
+    fn cluster_id_stays_while_the_template_generalises() {
+        let mut miner = TemplateMiner::default();
+        let first = miner.add(b"Invalid user webmaster from 173.234.31.186");
+        assert!(first.is_new);
+        assert_eq!(&*first.template, "Invalid user webmaster from <*>");
+        let second = miner.add(b"Invalid user admin from 103.99.0.122");
+        assert!(!second.is_new);
+        assert_eq!(second.cluster_id, first.cluster_id);
+        assert_eq!(&*second.template, "Invalid user <*> from <*>");
+        assert_eq!(
+            miner.template(first.cluster_id).as_deref(),
+            Some("Invalid user <*> from <*>")
+        );
+        assert_eq!(miner.len(), 1);
+    }
+
+    #[test]
+    fn any_bytes_are_accepted() {
+        let mut miner = TemplateMiner::default();
+        let odd: [&[u8]; 7] = [
+            b"",
+            b"   \t  ",
+            b"\xff\xfe invalid \xc3 utf-8 \x80",
+            b"\xff\xfe invalid \xc3 utf-8 \x80",
+            b"(((((",
+            b"=",
+            b"a=",
+        ];
+        for m in odd {
+            miner.add(m);
+        }
+        let r = miner.add(b"\xff\xfe invalid \xc3 utf-8 \x80");
+        assert!(!r.is_new);
+        assert!(r.template.contains('\u{fffd}'), "{}", r.template);
+        // A huge token and a huge number of tokens are bounded.
+        let long = vec![b'x'; 100_000];
+        assert_eq!(&*miner.add(&long).template, "<*>");
+        let many = "word ".repeat(10_000);
+        let r = miner.add(many.as_bytes());
+        assert_eq!(
+            r.template.split(' ').count(),
+            MinerConfig::default().max_tokens
+        );
+    }
+
+    /// xorshift64*: a fixed, dependency-free stream of pseudo-random numbers.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+    }
+
+    #[test]
+    fn memory_stays_bounded_on_a_million_distinct_lines() {
+        let config = MinerConfig {
+            max_clusters: 5_000,
+            ..MinerConfig::default()
+        };
+        let mut miner = TemplateMiner::new(config.clone());
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut line = Vec::new();
+        let mut ids_seen = 0u64;
+        for _ in 0..1_000_000 {
+            // Words of random letters (never masked), so nearly every line is a new template.
+            line.clear();
+            let words = 1 + rng.next() % 12;
+            for w in 0..words {
+                if w > 0 {
+                    line.push(b' ');
+                }
+                let len = 1 + rng.next() % 8;
+                for _ in 0..len {
+                    line.push(b'a' + (rng.next() % 26) as u8);
+                }
+            }
+            let r = miner.add(&line);
+            ids_seen = ids_seen.max(r.cluster_id);
+        }
+        assert!(
+            ids_seen > 100_000,
+            "the lines should have made many clusters"
+        );
+        assert!(miner.len() <= config.max_clusters);
+        let live_nodes = miner.nodes.len() - miner.free_nodes.len();
+        // Every live node lies on the path of a live cluster: the root, a length node, and at
+        // most `prefix_depth` nodes per cluster.
+        assert!(live_nodes <= 1 + config.max_tokens + config.max_clusters * config.prefix_depth);
+        for node in &miner.nodes {
+            assert!(node.children.len() <= config.max_children.max(config.max_tokens) + 1);
+            assert!(node.clusters.len() <= config.max_leaf_clusters);
+        }
+        assert_eq!(miner.slot_of.len(), miner.len());
+        assert!(miner.clusters.len() <= config.max_clusters + 1);
+    }
+}
