@@ -758,8 +758,10 @@ fn classify(message: &[u8], start: usize, end: usize, classes: u8) -> RawToken {
         t.kind = Kind::Variable;
         t
     };
-    if core.len() > MAX_TOKEN_BYTES {
-        return value(t, l);
+    if tok.len() > MAX_TOKEN_BYTES {
+        t.mask = Some((0, 0));
+        t.kind = Kind::Variable;
+        return t;
     }
     if classes & (DIGIT | LETTER) == 0 {
         // Punctuation only. Empty brackets or quotes (`()`, `''`) are an empty value; anything
@@ -1415,12 +1417,22 @@ mod tests {
         // A huge token and a huge number of tokens are bounded.
         let long = vec![b'x'; 100_000];
         assert_eq!(&*miner.add(&long).template, "<*>");
+        let mut brackets = vec![b'('; 100_000];
+        brackets.push(b'1');
+        assert_eq!(&*miner.add(&brackets).template, "<*>");
+        assert_eq!(&*miner.add(&vec![b'*'; 100_000]).template, "<*>");
         let many = "word ".repeat(10_000);
         let r = miner.add(many.as_bytes());
         assert_eq!(
             r.template.split(' ').count(),
             MinerConfig::default().max_tokens
         );
+        // So a template holds at most `max_tokens` tokens, each at most 256 bytes of the
+        // message (two tokens for a quantity and its unit) and `<*>`.
+        let per_token = 2 * MAX_TOKEN_BYTES + WILDCARD.len();
+        for cluster in miner.clusters.iter().flatten() {
+            assert!(cluster.text.len() <= miner.config.max_tokens * per_token);
+        }
     }
 
     /// xorshift64*: a fixed, dependency-free stream of pseudo-random numbers.
