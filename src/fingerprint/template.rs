@@ -25,23 +25,27 @@
 //!    differ become `<*>`. This catches the values masking cannot see (user names, host names
 //!    without digits).
 //!
-//! Where this departs from Drain, and why (each choice measured on loghub-2k, see
-//! `benches/template_miner.rs`):
+//! Where this departs from Drain, and why. The figures are the average grouping accuracy on
+//! loghub-2k without the rule (all rules: 0.973; none of them: 0.81, about Drain3 untuned):
 //!
-//! * **Similarity counts constants only.** Drain counts every position, so two short messages
-//!   that are mostly values (`iar <*> dear <*>`, `lr:<*> <*> <*> <*>`) look alike and merge. Here
-//!   the score is the share of the template's constant tokens that the message repeats; values
-//!   on both sides are neither evidence for nor against.
 //! * **Some differences are never generalised.** One threshold cannot tell a variable word from a
 //!   different constant: `from NEW to UNASSIGNED` vs `from UNASSIGNED to ASSIGNED` looks as alike
 //!   as `user admin` vs `user oracle`. So a template never generalises over an ALL-CAPS
-//!   identifier or a punctuation-only token (states, error codes, `****`), over the text kept
-//!   around a masked value (`uid=<*>` vs `euid=<*>`, `[<*>]` vs `<*>`), or over two different
-//!   words in a row (after masking a value is one token; a run of different words is different
-//!   text: `Link has been severed` vs `Connection reset by peer`).
+//!   identifier or a punctuation-only token (states, error codes, `****`; without: 0.902), over
+//!   the text kept around a masked value (`uid=<*>` vs `euid=<*>`, `[<*>]` vs `<*>`; 0.962), or
+//!   over two different words in a row: after masking a value is one token, so a run of
+//!   different words is different text (`Link has been severed` vs `Connection reset by peer`;
+//!   0.953).
+//! * **A quantity and its unit are one value** (`0 bytes` vs `1625 bytes (1.58 KB)`; 0.934).
 //! * **Dotted names do not key the tree.** A leading `com.apple.xpc.launchd:` or Java class name
 //!   varies as often as it names the statement, so it takes the wildcard branch and is compared
-//!   by similarity like any other token.
+//!   by similarity like any other token (0.967).
+//! * **Similarity counts constants only.** Drain counts every position, so short messages that
+//!   are mostly values look alike whatever their words (`[<*>] <*> ready` vs `[<*>] <*> stopped`
+//!   agree on two positions of three). Here the score is the share of the template's constant
+//!   tokens that the message repeats; values on both sides are no evidence either way. On
+//!   loghub-2k the rules above already catch such cases (0.973 either way); this one keeps them
+//!   apart in general.
 //!
 //! Together these let one configuration serve every log format instead of per-dataset tuning.
 //!
@@ -1366,11 +1370,12 @@ mod tests {
             // Short messages must agree on every word.
             ("Link error", "Link ok"),
             ("boot (command 1911)", "wait (command 1975)"),
-            // Mostly values, no constant in common.
+            // Mostly values: the values are no evidence, the one word differs.
             (
                 "iar 003a90fc dear 00b360e8",
                 "lr:00004ed0 cr:28244842 xer:20000002 ctr:00086000",
             ),
+            ("[10.0.0.7] 8080 ready", "[10.0.0.9] 9090 stopped"),
         ];
         for (a, b) in pairs {
             let mut miner = TemplateMiner::default();
