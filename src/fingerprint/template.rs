@@ -72,6 +72,11 @@ pub const WILDCARD: &str = "<*>";
 /// serialised object), and keeping it in a template would make the memory bound meaningless.
 const MAX_TOKEN_BYTES: usize = 256;
 
+/// The largest `max_tokens` accepted. A masked token is at most 515 bytes (a quantity and its
+/// unit, 256 bytes each, around `<*>`), so a masked message stays far below the `u32` offsets
+/// used for its tokens.
+const MAX_TOKENS_LIMIT: usize = 4096;
+
 /// How the miner clusters and how much it may remember. `Default` is the one configuration used
 /// for every log format; nothing in it is tuned per source.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,7 +100,7 @@ pub struct MinerConfig {
     /// Clusters in total; past this, the least recently used are evicted. Default 20,000.
     pub max_clusters: usize,
     /// Tokens per message that are compared; the rest of a longer message is one last token.
-    /// Default 128.
+    /// Default 128, at most 4096.
     pub max_tokens: usize,
 }
 
@@ -150,7 +155,7 @@ impl TemplateMiner {
             max_children: config.max_children.max(1),
             max_leaf_clusters: config.max_leaf_clusters.max(1),
             max_clusters: config.max_clusters.max(1),
-            max_tokens: config.max_tokens.max(1),
+            max_tokens: config.max_tokens.clamp(1, MAX_TOKENS_LIMIT),
             ..config
         };
         TemplateMiner {
