@@ -7,6 +7,7 @@ pub mod component;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod fingerprint;
 pub mod framing;
 pub mod health;
 pub mod metrics;

@@ -1,0 +1,1502 @@
+//! Online template mining: turns a stream of log messages into a bounded set of message
+//! templates (`PacketResponder <*> for block <*> terminating`), one stable cluster id per
+//! template.
+//!
+//! The `fingerprint` transform needs, for a message without a stack trace, a key that is the same
+//! for every occurrence of one log statement whatever request id, address, path or count it
+//! carries (DESIGN §6.1). It runs inline on every entry, forever, so the miner must be cheap per
+//! line, never look back at old lines, and keep its memory bounded.
+//!
+//! # Design
+//!
+//! Two stages, in the spirit of Drain (He et al., ICWS 2017):
+//!
+//! 1. **Masking**, one pass over the bytes, no regex. The message is split on whitespace and
+//!    each token that is evidently a value becomes `<*>`: anything with a digit (numbers, hex,
+//!    UUIDs, IPv4/IPv6 with ports, ids, timestamps), paths, URLs, e-mail addresses, domain names,
+//!    the value of `key=value` and `key:value`, a quantity with its unit (`1625 bytes (1.58 KB)`,
+//!    `<1 sec`) as one token, month and weekday names next to numbers, a quoted token, empty
+//!    brackets. Brackets and punctuation around a value are kept (`[<*>]`, `uid=<*>`) so the
+//!    template still reads like the line, and a run of values (`blk_1 blk_2 blk_3`) becomes one
+//!    `<*>`.
+//! 2. **Clustering** in a fixed-depth prefix tree: the token count, then the first
+//!    [`MinerConfig::prefix_depth`] tokens pick a leaf; there the message joins the most similar
+//!    cluster if it shares enough of the template's constant tokens, and the positions that
+//!    differ become `<*>`. This catches the values masking cannot see (user names, host names
+//!    without digits).
+//!
+//! Where this departs from Drain, and why. The figures are the average grouping accuracy on
+//! loghub-2k without the rule (all rules: 0.973; none of them: 0.81, about Drain3 untuned):
+//!
+//! * **Some differences are never generalised.** One threshold cannot tell a variable word from a
+//!   different constant: `from NEW to UNASSIGNED` vs `from UNASSIGNED to ASSIGNED` looks as alike
+//!   as `user admin` vs `user oracle`. So a template never generalises over an ALL-CAPS
+//!   identifier or a punctuation-only token (states, error codes, `****`; without: 0.902), over
+//!   the text kept around a masked value (`uid=<*>` vs `euid=<*>`, `[<*>]` vs `<*>`; 0.962), or
+//!   over two different words in a row: after masking a value is one token, so a run of
+//!   different words is different text (`Link has been severed` vs `Connection reset by peer`;
+//!   0.953).
+//! * **A quantity and its unit are one value** (`0 bytes` vs `1625 bytes (1.58 KB)`; 0.934).
+//! * **Dotted names do not key the tree.** A leading `com.apple.xpc.launchd:` or Java class name
+//!   varies as often as it names the statement, so it takes the wildcard branch and is compared
+//!   by similarity like any other token (0.967).
+//! * **Similarity counts constants only.** Drain counts every position, so short messages that
+//!   are mostly values look alike whatever their words (`[<*>] <*> ready` vs `[<*>] <*> stopped`
+//!   agree on two positions of three). Here the score is the share of the template's constant
+//!   tokens that the message repeats; values on both sides are no evidence either way. On
+//!   loghub-2k the rules above already catch such cases (0.973 either way); this one keeps them
+//!   apart in general.
+//!
+//! Together these let one configuration serve every log format instead of per-dataset tuning.
+//!
+//! # Cost and bounds
+//!
+//! Per message: one scan to split and mask into a reused buffer, one 64-bit hash per token, a
+//! few hash-map lookups down the tree, and a comparison of token hashes against the clusters of
+//! one leaf. Nothing is allocated unless a cluster is created or its template changes. Memory is
+//! bounded by [`MinerConfig::max_clusters`] (least recently used clusters are evicted),
+//! [`MinerConfig::max_children`] per tree node, [`MinerConfig::max_leaf_clusters`] per leaf and
+//! [`MinerConfig::max_tokens`] per template; a token longer than 256 bytes is masked.
+//!
+//! A cluster id never changes and is never reused; its template text may generalise over time.
+//! An evicted template that comes back gets a new id.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+/// The text that stands for a variable part of a message in a template.
+pub const WILDCARD: &str = "<*>";
+
+/// Tokens longer than this are masked: a blob without spaces this long is data (base64, JSON, a
+/// serialised object), and keeping it in a template would make the memory bound meaningless.
+const MAX_TOKEN_BYTES: usize = 256;
+
+/// The largest `max_tokens` accepted. A masked token is at most 515 bytes (a quantity and its
+/// unit, 256 bytes each, around `<*>`), so a masked message stays far below the `u32` offsets
+/// used for its tokens.
+const MAX_TOKENS_LIMIT: usize = 4096;
+
+/// How the miner clusters and how much it may remember. `Default` is the one configuration used
+/// for every log format; nothing in it is tuned per source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MinerConfig {
+    /// Share of a template's constant tokens that a message must repeat, at the same positions,
+    /// to join that template's cluster. Default 0.6: of two constants both must agree, of three
+    /// two. With masking doing most of the work the choice matters little: any value from 0.4 to
+    /// 0.75 moves the average grouping accuracy on loghub-2k by less than 0.005.
+    pub similarity_threshold: f64,
+    /// Number of leading tokens used as keys in the prefix tree, after the token count. A
+    /// message only meets clusters that share these tokens (values share a wildcard key), so
+    /// they are never generalised. Default 2.
+    pub prefix_depth: usize,
+    /// Children per tree node; past this, new keys share the node's wildcard child, which bounds
+    /// the tree when a leading token is a value that masking missed. Default 128.
+    pub max_children: usize,
+    /// Clusters per tree leaf; past this, the leaf's least recently used cluster is evicted, so
+    /// that matching a message never compares it with more than this many templates.
+    /// Default 256.
+    pub max_leaf_clusters: usize,
+    /// Clusters in total; past this, the least recently used are evicted. Default 20,000.
+    pub max_clusters: usize,
+    /// Tokens per message that are compared; the rest of a longer message is one last token.
+    /// Default 128, at most 4096.
+    pub max_tokens: usize,
+}
+
+impl Default for MinerConfig {
+    fn default() -> Self {
+        MinerConfig {
+            similarity_threshold: 0.6,
+            prefix_depth: 2,
+            max_children: 128,
+            max_leaf_clusters: 256,
+            max_clusters: 20_000,
+            max_tokens: 128,
+        }
+    }
+}
+
+/// The cluster a message was assigned to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateMatch {
+    /// Stable for the life of the cluster; never reused by another cluster.
+    pub cluster_id: u64,
+    /// The cluster's template as it is after this message; shared, so cloning is a refcount.
+    pub template: Arc<str>,
+    /// True when this message created the cluster.
+    pub is_new: bool,
+}
+
+/// An online, bounded-memory log template miner. See the module documentation.
+#[derive(Debug)]
+pub struct TemplateMiner {
+    config: MinerConfig,
+    /// Tree nodes; index 0 is the root, whose children are keyed by token count.
+    nodes: Vec<Node>,
+    free_nodes: Vec<u32>,
+    /// Cluster slots; `None` marks a free slot listed in `free_clusters`.
+    clusters: Vec<Option<Cluster>>,
+    free_clusters: Vec<u32>,
+    live_clusters: usize,
+    /// Cluster id → slot, for [`TemplateMiner::template`].
+    slot_of: HashMap<u64, u32, IdBuild>,
+    next_id: u64,
+    /// Logical clock for least-recently-used eviction: one tick per message.
+    tick: u64,
+    /// Reused for every message, so that masking allocates nothing in the steady state.
+    scratch: Scratch,
+}
+
+impl TemplateMiner {
+    pub fn new(config: MinerConfig) -> Self {
+        let config = MinerConfig {
+            similarity_threshold: config.similarity_threshold.clamp(0.0, 1.0),
+            max_children: config.max_children.max(1),
+            max_leaf_clusters: config.max_leaf_clusters.max(1),
+            max_clusters: config.max_clusters.max(1),
+            max_tokens: config.max_tokens.clamp(1, MAX_TOKENS_LIMIT),
+            ..config
+        };
+        TemplateMiner {
+            config,
+            nodes: vec![Node::new(NO_NODE, 0)],
+            free_nodes: Vec::new(),
+            clusters: Vec::new(),
+            free_clusters: Vec::new(),
+            live_clusters: 0,
+            slot_of: HashMap::default(),
+            next_id: 1,
+            tick: 0,
+            scratch: Scratch::default(),
+        }
+    }
+
+    pub fn config(&self) -> &MinerConfig {
+        &self.config
+    }
+
+    /// Number of clusters currently held.
+    pub fn len(&self) -> usize {
+        self.live_clusters
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live_clusters == 0
+    }
+
+    /// The current template of a cluster, if it has not been evicted.
+    pub fn template(&self, cluster_id: u64) -> Option<Arc<str>> {
+        let slot = *self.slot_of.get(&cluster_id)?;
+        self.cluster(slot).map(|c| c.template.clone())
+    }
+
+    /// Assigns `message` (any bytes, not necessarily UTF-8) to a cluster, creating or
+    /// generalising one as needed.
+    pub fn add(&mut self, message: &[u8]) -> TemplateMatch {
+        self.tick += 1;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.mask(message, self.config.max_tokens);
+        let found = self.find_leaf(&scratch.tokens);
+        let result = match found.and_then(|leaf| self.best_match(leaf, &scratch.tokens)) {
+            Some(slot) => self.absorb(slot, &scratch),
+            None => self.create(&scratch),
+        };
+        self.scratch = scratch;
+        result
+    }
+
+    fn cluster(&self, slot: u32) -> Option<&Cluster> {
+        self.clusters.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    /// Walks down the tree without creating anything. A key not seen at a node falls back to
+    /// the node's wildcard child, where clusters with a generalised key live.
+    fn find_leaf(&self, tokens: &[Token]) -> Option<u32> {
+        let mut node = *self.nodes[0].children.get(&length_key(tokens.len()))?;
+        for token in tokens.iter().take(self.config.prefix_depth) {
+            let children = &self.nodes[node as usize].children;
+            node = match children.get(&token.tree_key()) {
+                Some(&child) => child,
+                None => *children.get(&WILD_KEY)?,
+            };
+        }
+        Some(node)
+    }
+
+    /// Walks down the tree, creating the path as needed.
+    fn leaf_for(&mut self, tokens: &[Token]) -> u32 {
+        let mut node = self.child_for(0, length_key(tokens.len()));
+        for token in tokens.iter().take(self.config.prefix_depth) {
+            node = self.child_for(node, token.tree_key());
+        }
+        node
+    }
+
+    fn child_for(&mut self, node: u32, key: u64) -> u32 {
+        let children = &self.nodes[node as usize].children;
+        if let Some(&child) = children.get(&key) {
+            return child;
+        }
+        // A node that already has many distinct keys at this position is looking at a value,
+        // not at a constant: the newcomer shares the wildcard child. (The root's keys are token
+        // counts, bounded by `max_tokens`.)
+        let key = if node != 0 && children.len() >= self.config.max_children {
+            WILD_KEY
+        } else {
+            key
+        };
+        if let Some(&child) = self.nodes[node as usize].children.get(&key) {
+            return child;
+        }
+        let child = match self.free_nodes.pop() {
+            Some(free) => {
+                self.nodes[free as usize] = Node::new(node, key);
+                free
+            }
+            None => {
+                self.nodes.push(Node::new(node, key));
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        self.nodes[node as usize].children.insert(key, child);
+        child
+    }
+
+    /// The most similar cluster of the leaf, if it is similar enough.
+    fn best_match(&self, leaf: u32, tokens: &[Token]) -> Option<u32> {
+        let mut best: Option<(u32, Similarity)> = None;
+        for &slot in &self.nodes[leaf as usize].clusters {
+            let Some(cluster) = self.cluster(slot) else {
+                continue;
+            };
+            let Some(sim) = compare(&cluster.slots, tokens) else {
+                continue;
+            };
+            if best.is_none_or(|(_, b)| sim.better_than(b)) {
+                best = Some((slot, sim));
+            }
+        }
+        let (slot, sim) = best?;
+        (sim.shared as f64 >= self.config.similarity_threshold * sim.constants as f64)
+            .then_some(slot)
+    }
+
+    fn absorb(&mut self, slot: u32, scratch: &Scratch) -> TemplateMatch {
+        let tick = self.tick;
+        let Some(cluster) = self
+            .clusters
+            .get_mut(slot as usize)
+            .and_then(Option::as_mut)
+        else {
+            return self.create(scratch); // not reached: best_match returns live slots
+        };
+        cluster.last_used = tick;
+        let mut changed = false;
+        for (s, t) in cluster.slots.iter_mut().zip(&scratch.tokens) {
+            if !s.wild && s.hash != t.hash {
+                s.wild = true;
+                changed = true;
+            }
+        }
+        if changed {
+            cluster.template = cluster.render();
+        }
+        TemplateMatch {
+            cluster_id: cluster.id,
+            template: cluster.template.clone(),
+            is_new: false,
+        }
+    }
+
+    fn create(&mut self, scratch: &Scratch) -> TemplateMatch {
+        let leaf = self.leaf_for(&scratch.tokens);
+        let leaf = if self.nodes[leaf as usize].clusters.len() >= self.config.max_leaf_clusters {
+            let oldest = self.nodes[leaf as usize]
+                .clusters
+                .iter()
+                .copied()
+                .min_by_key(|&s| self.cluster(s).map_or(0, |c| c.last_used));
+            if let Some(oldest) = oldest {
+                self.remove(oldest);
+            }
+            // Removing may have pruned the leaf's path; walk again (only on this rare path).
+            self.leaf_for(&scratch.tokens)
+        } else {
+            leaf
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let cluster = Cluster::new(id, leaf, self.tick, scratch);
+        let template = cluster.template.clone();
+        let slot = match self.free_clusters.pop() {
+            Some(free) => {
+                self.clusters[free as usize] = Some(cluster);
+                free
+            }
+            None => {
+                self.clusters.push(Some(cluster));
+                (self.clusters.len() - 1) as u32
+            }
+        };
+        self.nodes[leaf as usize].clusters.push(slot);
+        self.slot_of.insert(id, slot);
+        self.live_clusters += 1;
+        if self.live_clusters > self.config.max_clusters {
+            self.evict_least_recent(slot);
+        }
+        TemplateMatch {
+            cluster_id: id,
+            template,
+            is_new: true,
+        }
+    }
+
+    /// Evicts a batch of the least recently used clusters (never `keep`, the one just made).
+    /// Evicting a sixteenth at a time keeps the cost of the full scan a small constant per
+    /// created cluster.
+    fn evict_least_recent(&mut self, keep: u32) {
+        let mut ages: Vec<(u64, u32)> = self
+            .clusters
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, c)| c.as_ref().map(|c| (c.last_used, slot as u32)))
+            .filter(|&(_, slot)| slot != keep)
+            .collect();
+        let batch = (self.config.max_clusters / 16).clamp(1, ages.len().max(1));
+        if ages.is_empty() {
+            return;
+        }
+        ages.select_nth_unstable(batch - 1);
+        for &(_, slot) in &ages[..batch] {
+            self.remove(slot);
+        }
+    }
+
+    /// Removes a cluster and prunes the tree nodes it leaves empty.
+    fn remove(&mut self, slot: u32) {
+        let Some(cluster) = self.clusters.get_mut(slot as usize).and_then(Option::take) else {
+            return;
+        };
+        self.free_clusters.push(slot);
+        self.live_clusters -= 1;
+        self.slot_of.remove(&cluster.id);
+        let leaf = &mut self.nodes[cluster.leaf as usize].clusters;
+        if let Some(pos) = leaf.iter().position(|&s| s == slot) {
+            leaf.swap_remove(pos);
+        }
+        let mut node = cluster.leaf;
+        while node != 0 {
+            let n = &self.nodes[node as usize];
+            if !n.clusters.is_empty() || !n.children.is_empty() {
+                break;
+            }
+            let (parent, key) = (n.parent, n.key);
+            self.nodes[parent as usize].children.remove(&key);
+            self.nodes[node as usize] = Node::new(NO_NODE, 0);
+            self.free_nodes.push(node);
+            node = parent;
+        }
+    }
+}
+
+impl Default for TemplateMiner {
+    fn default() -> Self {
+        TemplateMiner::new(MinerConfig::default())
+    }
+}
+
+/// How alike a message is to a template: `shared` of the template's `constants` constant
+/// tokens are repeated by the message.
+#[derive(Debug, Clone, Copy)]
+struct Similarity {
+    shared: usize,
+    constants: usize,
+}
+
+impl Similarity {
+    /// Higher share first (compared without division), then more shared constants: the more
+    /// specific template wins a tie.
+    fn better_than(self, other: Similarity) -> bool {
+        let (a, b) = (
+            self.shared * other.constants.max(1),
+            other.shared * self.constants.max(1),
+        );
+        a > b || (a == b && self.shared > other.shared)
+    }
+}
+
+/// Compares a template with a message of the same length; `None` when they differ in a way a
+/// template never generalises over (see the module documentation).
+fn compare(slots: &[Slot], tokens: &[Token]) -> Option<Similarity> {
+    let mut sim = Similarity {
+        shared: 0,
+        constants: 0,
+    };
+    let mut previous_word_differs = false;
+    for (s, t) in slots.iter().zip(tokens) {
+        let mut word_differs = false;
+        if s.wild || (s.kind == Kind::Variable && t.kind == Kind::Variable) {
+            // A value on both sides: no evidence either way.
+        } else if s.hash == t.hash {
+            sim.shared += 1;
+            sim.constants += 1;
+        } else {
+            match (s.kind, t.kind) {
+                (Kind::Keyword, _) | (_, Kind::Keyword) | (Kind::Shaped, _) | (_, Kind::Shaped) => {
+                    return None;
+                }
+                (Kind::Word, Kind::Word) if previous_word_differs => return None,
+                (Kind::Word, Kind::Word) => word_differs = true,
+                // A word against a value: the word may be a value too (user `0` or `admin`).
+                _ => {}
+            }
+            sim.constants += 1;
+        }
+        previous_word_differs = word_differs;
+    }
+    Some(sim)
+}
+
+const NO_NODE: u32 = u32::MAX;
+
+/// The tree key of values: they all share it, so a value never splits the tree.
+const WILD_KEY: u64 = 0x9e37_79b9_7f4a_7c15;
+
+fn length_key(n: usize) -> u64 {
+    mix(n as u64 ^ 0x5151_5151)
+}
+
+#[derive(Debug)]
+struct Node {
+    parent: u32,
+    /// The key under which `parent` holds this node, to unlink it when it empties.
+    key: u64,
+    children: HashMap<u64, u32, IdBuild>,
+    /// Cluster slots; only leaves have any.
+    clusters: Vec<u32>,
+}
+
+impl Node {
+    fn new(parent: u32, key: u64) -> Self {
+        Node {
+            parent,
+            key,
+            children: HashMap::default(),
+            clusters: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Cluster {
+    id: u64,
+    leaf: u32,
+    last_used: u64,
+    slots: Vec<Slot>,
+    /// The masked text of the first message, tokens back to back; `bounds[i]..bounds[i + 1]`
+    /// is token `i`. Kept to render the template when a position turns into a wildcard.
+    text: Box<[u8]>,
+    bounds: Box<[u32]>,
+    template: Arc<str>,
+}
+
+/// One position of a template.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    hash: u64,
+    kind: Kind,
+    /// Generalised: differed between two messages of the cluster.
+    wild: bool,
+}
+
+impl Cluster {
+    fn new(id: u64, leaf: u32, tick: u64, scratch: &Scratch) -> Self {
+        let mut bounds = Vec::with_capacity(scratch.tokens.len() + 1);
+        bounds.push(0);
+        let mut text = Vec::new();
+        let mut slots = Vec::with_capacity(scratch.tokens.len());
+        for t in &scratch.tokens {
+            text.extend_from_slice(&scratch.text[t.start as usize..t.end as usize]);
+            bounds.push(text.len() as u32);
+            slots.push(Slot {
+                hash: t.hash,
+                kind: t.kind,
+                wild: false,
+            });
+        }
+        let mut cluster = Cluster {
+            id,
+            leaf,
+            last_used: tick,
+            slots,
+            text: text.into_boxed_slice(),
+            bounds: bounds.into_boxed_slice(),
+            template: Arc::from(""),
+        };
+        cluster.template = cluster.render();
+        cluster
+    }
+
+    /// The template text; lossy UTF-8 here, at the edge, because it is shown and serialised.
+    fn render(&self) -> Arc<str> {
+        let mut out = Vec::with_capacity(self.text.len() + self.slots.len());
+        for (i, slot) in self.slots.iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            if slot.wild {
+                out.extend_from_slice(WILDCARD.as_bytes());
+            } else {
+                let (a, b) = (self.bounds[i] as usize, self.bounds[i + 1] as usize);
+                out.extend_from_slice(&self.text[a..b]);
+            }
+        }
+        Arc::from(String::from_utf8_lossy(&out))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Masking
+
+/// What a token is, for matching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A value, masked to exactly `<*>`.
+    Variable,
+    /// A value masked with text kept around it (`uid=<*>`, `[<*>]`): that text is constant.
+    Shaped,
+    /// An ordinary token: a difference here may be a value that masking could not recognise.
+    Word,
+    /// An ALL-CAPS identifier (`LOOKING`, `CBS_E_INVALID_PACKAGE`, `HTTPS`) or punctuation only
+    /// (`****`, `-`): a difference here means another log statement.
+    Keyword,
+}
+
+/// One token of the masked message.
+#[derive(Debug, Clone, Copy)]
+struct Token {
+    /// Range in `Scratch::text`.
+    start: u32,
+    end: u32,
+    hash: u64,
+    kind: Kind,
+    /// A word with a `.` inside (`com.apple.xpc.launchd:`, `org.apache.Foo`).
+    dotted: bool,
+}
+
+impl Token {
+    fn tree_key(&self) -> u64 {
+        match self.kind {
+            Kind::Variable | Kind::Shaped => WILD_KEY,
+            Kind::Word if self.dotted => WILD_KEY,
+            Kind::Word | Kind::Keyword => self.hash,
+        }
+    }
+}
+
+/// What the first pass learned about one whitespace-separated token of the message.
+#[derive(Debug, Clone, Copy)]
+struct RawToken {
+    start: usize,
+    end: usize,
+    /// `Some((keep_prefix, keep_suffix))`: the token is a value; keep that many bytes at each
+    /// end (brackets, `key=`, trailing punctuation) around the `<*>`.
+    mask: Option<(usize, usize)>,
+    kind: Kind,
+    dotted: bool,
+    /// A plain number (`0`, `1.58`, `00:01`, `<1`): may take a unit that follows.
+    numeric: bool,
+}
+
+/// Per-message working memory, kept in the miner and reused.
+#[derive(Debug, Default)]
+struct Scratch {
+    raw: Vec<RawToken>,
+    /// The masked message, tokens back to back without separators.
+    text: Vec<u8>,
+    tokens: Vec<Token>,
+}
+
+impl Scratch {
+    /// Splits and masks `message` into `tokens` (see the module documentation).
+    fn mask(&mut self, message: &[u8], max_tokens: usize) {
+        self.text.clear();
+        self.tokens.clear();
+        self.split(message, max_tokens);
+        let raw = std::mem::take(&mut self.raw);
+        let mut i = 0;
+        while i < raw.len() {
+            let t = raw[i];
+            let bytes = &message[t.start..t.end];
+            let start = self.text.len();
+            if t.numeric && raw.get(i + 1).is_some_and(|u| is_unit_token(message, u)) {
+                // A quantity with its unit is one value: "0 bytes" and "1625 bytes (1.58 KB)" are
+                // the same field, as are "<1 sec" and "00:01".
+                let unit = &message[raw[i + 1].start..raw[i + 1].end];
+                let mut tail = &unit[unit.len() - trailing_punct(unit)..];
+                i += 2;
+                // "(1.58 KB)" right after is the same quantity again.
+                if let (Some(n), Some(u)) = (raw.get(i), raw.get(i + 1))
+                    && n.numeric
+                    && message[n.start] == b'('
+                    && is_unit_token(message, u)
+                    && let Some(close) = memchr::memchr(b')', &message[u.start..u.end])
+                {
+                    tail = &message[u.start + close + 1..u.end];
+                    i += 2;
+                }
+                let prefix = t.mask.map_or(0, |(prefix, _)| prefix);
+                self.push_value(start, &bytes[..prefix], tail);
+                continue;
+            }
+            i += 1;
+            match t.mask {
+                Some((prefix, suffix)) => {
+                    self.push_value(start, &bytes[..prefix], &bytes[bytes.len() - suffix..]);
+                }
+                // "Fri Jun 17 07:07:00 2005": the names are as variable as the numbers.
+                None if t.kind == Kind::Word
+                    && is_date_word(edges_core(bytes))
+                    && raw[(i - 1).saturating_sub(2)..(i + 2).min(raw.len())]
+                        .iter()
+                        .any(|r| r.numeric) =>
+                {
+                    let (l, r) = edges(bytes);
+                    self.push_value(start, &bytes[..l], &bytes[r..]);
+                }
+                None => {
+                    self.text.extend_from_slice(bytes);
+                    self.push_token(start, t.kind, t.dotted);
+                }
+            }
+        }
+        self.raw = raw;
+    }
+
+    /// Appends `prefix<*>suffix` as a value token.
+    fn push_value(&mut self, start: usize, prefix: &[u8], suffix: &[u8]) {
+        if prefix.is_empty()
+            && suffix.is_empty()
+            && self.tokens.last().is_some_and(|t| t.kind == Kind::Variable)
+        {
+            // A run of values is one value: lists of ids, multi-token timestamps.
+            return;
+        }
+        self.text.extend_from_slice(prefix);
+        self.text.extend_from_slice(WILDCARD.as_bytes());
+        self.text.extend_from_slice(suffix);
+        let kind = if prefix.is_empty() && suffix.is_empty() {
+            Kind::Variable
+        } else {
+            Kind::Shaped
+        };
+        self.push_token(start, kind, false);
+    }
+
+    fn push_token(&mut self, start: usize, kind: Kind, dotted: bool) {
+        let end = self.text.len();
+        self.tokens.push(Token {
+            start: start as u32,
+            end: end as u32,
+            hash: hash_bytes(&self.text[start..end]),
+            kind,
+            dotted,
+        });
+    }
+
+    /// Splits on ASCII whitespace and classifies each token. Past `max_tokens - 1` tokens, the
+    /// rest of the message is one token.
+    fn split(&mut self, message: &[u8], max_tokens: usize) {
+        self.raw.clear();
+        let n = message.len();
+        let mut i = 0;
+        loop {
+            while i < n && is_space(message[i]) {
+                i += 1;
+            }
+            if i >= n {
+                break;
+            }
+            let start = i;
+            // The classes of the token's bytes are gathered in the same pass that finds its
+            // end: this scan is the one per-byte cost of the miner.
+            let mut classes = 0;
+            if self.raw.len() + 1 >= max_tokens {
+                let mut end = n;
+                while end > start && is_space(message[end - 1]) {
+                    end -= 1;
+                }
+                for &b in &message[start..end] {
+                    classes |= CLASS[b as usize];
+                }
+                self.raw.push(classify(message, start, end, classes));
+                break;
+            }
+            while i < n {
+                let class = CLASS[message[i] as usize];
+                if class & SPACE != 0 {
+                    break;
+                }
+                classes |= class;
+                i += 1;
+            }
+            self.raw.push(classify(message, start, i, classes));
+        }
+    }
+}
+
+/// Classifies the token `message[start..end]`, whose bytes have the classes `classes` together.
+/// Brackets and punctuation at its edges are not digits or letters, so for those the classes of
+/// the token are those of its core; for the others they are a superset, used only as hints.
+fn classify(message: &[u8], start: usize, end: usize, classes: u8) -> RawToken {
+    let tok = &message[start..end];
+    let (l, r) = edges(tok);
+    let core = &tok[l..r];
+    let suffix = tok.len() - r;
+    let mut t = RawToken {
+        start,
+        end,
+        mask: None,
+        kind: Kind::Word,
+        dotted: false,
+        numeric: false,
+    };
+    let value = |mut t: RawToken, prefix: usize| {
+        t.mask = Some((prefix, suffix));
+        t.kind = Kind::Variable;
+        t
+    };
+    if tok.len() > MAX_TOKEN_BYTES {
+        t.mask = Some((0, 0));
+        t.kind = Kind::Variable;
+        return t;
+    }
+    if classes & (DIGIT | LETTER) == 0 {
+        // Punctuation only. Empty brackets or quotes (`()`, `''`) are an empty value; anything
+        // else (`****`, `-`, `|`) is a separator that belongs to the statement.
+        if is_empty_pair(tok) {
+            t.mask = Some((1, tok.len() - 1));
+            t.kind = Kind::Variable;
+        } else {
+            t.kind = Kind::Keyword;
+        }
+        return t;
+    }
+    // A token in matching quotes is a value (`'Active'`, `"/tmp/x"`). A quoted phrase of
+    // several words is not caught here: it is compared word by word like any other text.
+    if (tok[0] == b'\'' || tok[0] == b'"') && r < tok.len() && tok[r] == tok[0] && r > l {
+        return value(t, l);
+    }
+    // A URL may hold `=` and `:`, but it is one value.
+    if classes & COLON != 0 && contains(core, b"://") {
+        return value(t, l);
+    }
+    if classes & (EQUALS | COLON) != 0
+        && let Some(value_at) = key_value_split(core)
+    {
+        return value(t, l + value_at);
+    }
+    if classes & DIGIT != 0 {
+        if is_word_with_digit(core) {
+            // `ee0`, `alt0`, `ssh2`, `SOCKS5`: names of things, not values.
+            t.kind = if is_caps(core) {
+                Kind::Keyword
+            } else {
+                Kind::Word
+            };
+            return t;
+        }
+        t = value(t, l);
+        t.numeric = is_number(core);
+        return t;
+    }
+    if classes & PATHLIKE != 0
+        && core.iter().any(|&b| CLASS[b as usize] & PATHLIKE != 0)
+        && looks_variable(core)
+    {
+        return value(t, l);
+    }
+    t.dotted = core.len() > 2 && core[1..core.len() - 1].contains(&b'.');
+    if is_caps(core) {
+        t.kind = Kind::Keyword;
+    }
+    t
+}
+
+/// Lengths of the opening brackets and quotes, and the end of the token before its closing
+/// brackets, quotes and punctuation: `(HWID=1973),` is `(` + `HWID=1973` + `),`.
+fn edges(tok: &[u8]) -> (usize, usize) {
+    let n = tok.len();
+    let mut l = 0;
+    // `<` before a digit is a comparison (`<1 sec`), part of the value.
+    while l < n
+        && CLASS[tok[l] as usize] & OPEN != 0
+        && !(tok[l] == b'<' && l + 1 < n && tok[l + 1].is_ascii_digit())
+    {
+        l += 1;
+    }
+    let mut r = n;
+    while r > l && CLASS[tok[r - 1] as usize] & CLOSE != 0 {
+        r -= 1;
+    }
+    (l, r)
+}
+
+/// `()`, `[]`, `''`, `""`, maybe followed by punctuation (`(),`).
+fn is_empty_pair(tok: &[u8]) -> bool {
+    let closer = match tok.first() {
+        Some(b'(') => b')',
+        Some(b'[') => b']',
+        Some(b'{') => b'}',
+        Some(b'<') => b'>',
+        Some(&q @ (b'\'' | b'"')) => q,
+        _ => return false,
+    };
+    tok.get(1) == Some(&closer) && tok[2..].iter().all(|&b| CLASS[b as usize] & CLOSE != 0)
+}
+
+fn trailing_punct(tok: &[u8]) -> usize {
+    tok.len() - edges(tok).1
+}
+
+fn edges_core(tok: &[u8]) -> &[u8] {
+    let (l, r) = edges(tok);
+    &tok[l..r]
+}
+
+/// A unit of size or time, checked only after a number (it is a few comparisons).
+fn is_unit_token(message: &[u8], t: &RawToken) -> bool {
+    t.mask.is_none() && is_unit(edges_core(&message[t.start..t.end]))
+}
+
+/// `needle` occurs in `v`. Tokens are short: a plain scan beats setting up a substring searcher.
+fn contains(v: &[u8], needle: &[u8]) -> bool {
+    v.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A value: has a digit, or is a path, URL, e-mail address or domain name.
+fn looks_variable(v: &[u8]) -> bool {
+    v.iter().any(u8::is_ascii_digit)
+        || is_path(v)
+        || contains(v, b"://")
+        || is_email(v)
+        || is_domain(v)
+}
+
+fn is_path(v: &[u8]) -> bool {
+    (v.len() > 1 && v[0] == b'/' && v[1] != b'/')
+        || v.starts_with(b"~/")
+        || v.starts_with(b"./")
+        || v.starts_with(b"../")
+        || v.starts_with(b"\\\\")
+        || contains(v, b":\\")
+}
+
+fn is_email(v: &[u8]) -> bool {
+    match memchr::memchr(b'@', v) {
+        Some(at) if at > 0 => {
+            let host = &v[at + 1..];
+            memchr::memchr(b'.', host).is_some_and(|dot| dot > 0 && dot + 1 < host.len())
+        }
+        _ => false,
+    }
+}
+
+/// `ns.example.com`, `host.local`: dotted labels ending in a common top-level domain. The list
+/// leaves out endings that are also file extensions or words (`.id`, `.py`, `.rs`, `.sh`,
+/// `.in`, `.so`), which would mask class and file names.
+fn is_domain(v: &[u8]) -> bool {
+    const TLDS: &[&[u8]] = &[
+        b"com",
+        b"net",
+        b"org",
+        b"edu",
+        b"gov",
+        b"mil",
+        b"int",
+        b"info",
+        b"biz",
+        b"io",
+        b"local",
+        b"lan",
+        b"internal",
+        b"arpa",
+        b"localdomain",
+        b"hk",
+        b"cn",
+        b"jp",
+        b"uk",
+        b"de",
+        b"fr",
+        b"ru",
+        b"om",
+        b"us",
+        b"ca",
+        b"au",
+        b"br",
+        b"kr",
+        b"tw",
+        b"nl",
+        b"eu",
+        b"ch",
+        b"se",
+        b"es",
+        b"cz",
+        b"pl",
+        b"nz",
+        b"sg",
+        b"za",
+        b"mx",
+        b"ar",
+        b"il",
+        b"ie",
+        b"ua",
+        b"vn",
+        b"th",
+        b"ph",
+    ];
+    let Some(dot) = memchr::memrchr(b'.', v) else {
+        return false;
+    };
+    dot > 0
+        && v.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && TLDS
+            .iter()
+            .any(|tld| tld.eq_ignore_ascii_case(&v[dot + 1..]))
+}
+
+/// Where the value starts in `key=value` (always a value) or `key:value` (a value when it looks
+/// like one: `sessionid:0x3f`, `path:/var/run`, not `Error:KeeperErrorCode`). A key is letters,
+/// `_`, `.` and `-`, without digits, so that `host-41:8030` is a host and a port. The key of `=`
+/// may follow other text (`LOGIN(uid=0)` keeps `LOGIN(uid=`). The key of `:` is the whole
+/// prefix, has no `.`, and its value is not just digits, so that `proxy.example.com:5070` and
+/// `wpad:80` are one value each (a host and a port).
+fn key_value_split(core: &[u8]) -> Option<usize> {
+    let is_key_byte = |b: u8| b.is_ascii_alphabetic() || b == b'_' || b == b'.' || b == b'-';
+    let starts_key = |b: u8| b.is_ascii_alphabetic() || b == b'_';
+    if let Some(p) = memchr::memchr(b'=', core) {
+        let mut k = p;
+        while k > 0 && is_key_byte(core[k - 1]) {
+            k -= 1;
+        }
+        while k < p && !starts_key(core[k]) {
+            k += 1;
+        }
+        return (k < p && p + 1 < core.len()).then_some(p + 1);
+    }
+    let p = memchr::memchr(b':', core)?;
+    let (key, value) = (&core[..p], &core[p + 1..]);
+    let valid = !key.is_empty()
+        && !value.is_empty()
+        && starts_key(key[0])
+        && key.iter().all(|&b| is_key_byte(b) && b != b'.')
+        && !value.iter().all(u8::is_ascii_digit)
+        && looks_variable(value);
+    valid.then_some(p + 1)
+}
+
+/// Two or more letters and one digit: `ee0`, `ssh2`.
+fn is_word_with_digit(v: &[u8]) -> bool {
+    let n = v.len();
+    n >= 3 && v[n - 1].is_ascii_digit() && v[..n - 1].iter().all(u8::is_ascii_alphabetic)
+}
+
+/// At least two letters, none lowercase; digits, `_` and `-` allowed.
+fn is_caps(v: &[u8]) -> bool {
+    let mut letters = 0;
+    for &b in v {
+        match b {
+            b'A'..=b'Z' => letters += 1,
+            b'0'..=b'9' | b'_' | b'-' => {}
+            _ => return false,
+        }
+    }
+    letters >= 2
+}
+
+/// `12`, `-3`, `1.58`, `00:01`, `<1`, `1,024`.
+fn is_number(v: &[u8]) -> bool {
+    let v = match v.first() {
+        Some(b'-' | b'+' | b'<' | b'>' | b'~') => &v[1..],
+        _ => v,
+    };
+    v.first().is_some_and(u8::is_ascii_digit)
+        && v.iter()
+            .all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b':' | b','))
+}
+
+/// A unit of size or time (`bytes`, `KB`, `ms`, `sec`, …).
+fn is_unit(v: &[u8]) -> bool {
+    const UNITS: &[&[u8]] = &[
+        b"b",
+        b"byte",
+        b"bytes",
+        b"kb",
+        b"mb",
+        b"gb",
+        b"tb",
+        b"kib",
+        b"mib",
+        b"gib",
+        b"tib",
+        b"ns",
+        b"us",
+        b"ms",
+        b"s",
+        b"sec",
+        b"secs",
+        b"second",
+        b"seconds",
+        b"msec",
+        b"msecs",
+        b"millisecond",
+        b"milliseconds",
+        b"microsecond",
+        b"microseconds",
+        b"nanosecond",
+        b"nanoseconds",
+        b"min",
+        b"mins",
+        b"minute",
+        b"minutes",
+        b"h",
+        b"hr",
+        b"hrs",
+        b"hour",
+        b"hours",
+        b"day",
+        b"days",
+    ];
+    v.len() <= 12 && UNITS.iter().any(|u| u.eq_ignore_ascii_case(v))
+}
+
+/// A month or weekday name: a value when it sits next to a number.
+fn is_date_word(v: &[u8]) -> bool {
+    const NAMES: &[&[u8]] = &[
+        b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun", b"Jan", b"Feb", b"Mar", b"Apr",
+        b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+    ];
+    v.len() == 3 && NAMES.contains(&v)
+}
+
+fn is_space(b: u8) -> bool {
+    CLASS[b as usize] & SPACE != 0
+}
+
+const DIGIT: u8 = 1;
+const LETTER: u8 = 2;
+const OPEN: u8 = 4;
+const CLOSE: u8 = 8;
+const SPACE: u8 = 16;
+const EQUALS: u8 = 32;
+const COLON: u8 = 64;
+/// Bytes without which a word cannot be a path, URL, e-mail address or domain name.
+const PATHLIKE: u8 = 128;
+
+/// Byte classes, so that classifying a token is one table lookup per byte. Bytes from 0x80 up
+/// are letters: they are parts of UTF-8 words.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_digit() {
+            t[b] |= DIGIT;
+        }
+        if c.is_ascii_alphabetic() || c >= 0x80 {
+            t[b] |= LETTER;
+        }
+        b += 1;
+    }
+    let sets: [(&[u8], u8); 6] = [
+        (b"([{<\"'", OPEN),
+        (b")]}>\"',;:.!?", CLOSE),
+        (b" \t\r\n\x0b\x0c", SPACE),
+        (b"=", EQUALS),
+        (b":", COLON),
+        (b"/\\@.:", PATHLIKE),
+    ];
+    let mut s = 0;
+    while s < sets.len() {
+        let (bytes, class) = sets[s];
+        let mut i = 0;
+        while i < bytes.len() {
+            t[bytes[i] as usize] |= class;
+            i += 1;
+        }
+        s += 1;
+    }
+    t
+};
+
+// ---------------------------------------------------------------------------------------------
+// Hashing
+
+/// 64-bit hash of a token, eight bytes at a time. Tokens are compared by this hash alone: with
+/// 64 bits a collision among the tokens of one leaf is vanishingly unlikely, and comparing two
+/// `u64`s is what makes matching cheap.
+fn hash_bytes(b: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = (b.len() as u64).wrapping_mul(K);
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        h = (h ^ w).wrapping_mul(K).rotate_left(29);
+    }
+    // The last 1..=7 bytes without a copy: two overlapping 4-byte reads, or the bytes one by
+    // one (the length is already in `h`, so overlap cannot make two tokens equal).
+    let rest = chunks.remainder();
+    let w = match rest.len() {
+        0 => return mix(h),
+        n @ 4.. => {
+            let lo = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as u64;
+            let hi =
+                u32::from_le_bytes([rest[n - 4], rest[n - 3], rest[n - 2], rest[n - 1]]) as u64;
+            lo | hi << 32
+        }
+        n => rest[0] as u64 | (rest[n / 2] as u64) << 8 | (rest[n - 1] as u64) << 16,
+    };
+    mix((h ^ w).wrapping_mul(K).rotate_left(29))
+}
+
+/// Final avalanche (SplitMix64's), so that every bit of a key depends on every input bit.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Hasher for maps keyed by token hashes and cluster ids: the keys need no second hash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // One multiply: keys that are already hashes stay as good, and sequential cluster ids
+        // get varied high bits, which the table uses to tell entries apart.
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type IdBuild = BuildHasherDefault<IdHasher>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The template a fresh miner gives one message: its masked form.
+    fn masked(message: &str) -> String {
+        TemplateMiner::default()
+            .add(message.as_bytes())
+            .template
+            .to_string()
+    }
+
+    /// Feeds every message to one miner; returns the cluster id of each.
+    fn cluster_ids(miner: &mut TemplateMiner, messages: &[&str]) -> Vec<u64> {
+        messages
+            .iter()
+            .map(|m| miner.add(m.as_bytes()).cluster_id)
+            .collect()
+    }
+
+    #[test]
+    fn masks_values_and_keeps_the_text_around_them() {
+        let cases = [
+            // Numbers, block ids, IPv4 with and without ports, paths.
+            (
+                "Receiving block blk_-1608999687919862906 src: /10.250.19.102:54106 dest: /10.250.19.102:50010",
+                "Receiving block <*> src: <*> dest: <*>",
+            ),
+            (
+                "Deleting block blk_1781953582842324563 file /mnt/hadoop/dfs/data/current/subdir5/blk_1781953582842324563",
+                "Deleting block <*> file <*>",
+            ),
+            // key=value, an empty value, brackets kept around a value.
+            (
+                "authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=218.188.2.4",
+                "authentication failure; logname= uid=<*> euid=<*> tty=<*> ruser= rhost=<*>",
+            ),
+            (
+                "Received disconnect from 52.80.34.196: 11: Bye Bye [preauth]",
+                "Received disconnect from <*>: <*>: Bye Bye [preauth]",
+            ),
+            (
+                "reverse mapping checking getaddrinfo for ns.marryaldkfaczcz.com [173.234.31.186] failed - POSSIBLE BREAK-IN ATTEMPT!",
+                "reverse mapping checking getaddrinfo for <*> [<*>] failed - POSSIBLE BREAK-IN ATTEMPT!",
+            ),
+            // A quantity with its unit is one value, whatever its spelling.
+            (
+                "proxy.cse.cuhk.edu.hk:5070 close, 1190 bytes (1.16 KB) sent, 1671 bytes received, lifetime <1 sec",
+                "<*> close, <*> sent, <*> received, lifetime <*>",
+            ),
+            (
+                "Reading broadcast variable 9 took 160 ms",
+                "Reading broadcast variable <*> took <*>",
+            ),
+            // A date in words and numbers, and empty brackets, are values.
+            (
+                "connection from 222.33.90.199 () at Mon Jun 20 03:40:59 2005",
+                "connection from <*> (<*>) at <*>",
+            ),
+            // UUIDs, hex, IPv6, URLs, e-mail addresses, Windows paths, quoted tokens.
+            (
+                "request 3f2b6c1e-8a7d-4c2e-9b1f-2d3e4f5a6b7c failed with 0x800f080d",
+                "request <*> failed with <*>",
+            ),
+            (
+                "MDNS: IPV6 Addr: 2607:f140:6000:8:c6b3:1ff:fecd:467f",
+                "MDNS: IPV6 Addr: <*>",
+            ),
+            (
+                "fetching https://example.com/api/v1/items?page=2 for bob@example.org",
+                "fetching <*> for <*>",
+            ),
+            ("Loaded C:\\Windows\\winsxs\\cbscore.dll", "Loaded <*>"),
+            (
+                "removing device node '/udev/vcsa2'",
+                "removing device node '<*>'",
+            ),
+            (
+                "Location icon should now be in state 'Active'",
+                "Location icon should now be in state '<*>'",
+            ),
+            // `key:value` only when the value looks like one; host:port is one value.
+            (
+                "Got user-level KeeperException when processing sessionid:0x34ed93485090001 type:create",
+                "Got user-level KeeperException when processing sessionid:<*> type:create",
+            ),
+            (
+                "wpad:80 error : Could not connect",
+                "<*> error : Could not connect",
+            ),
+            // A run of values is one value; a separator between values is kept.
+            (
+                "BLOCK* ask 10.251.126.5:50010 to delete blk_-9016567407076718172 blk_-8695715290502978219",
+                "BLOCK* ask <*> to delete <*>",
+            ),
+            (
+                "Fan speeds ( 3552 3534 3375 **** 3515 3479 )",
+                "Fan speeds ( <*> **** <*> )",
+            ),
+            // Names with one digit are names, not values.
+            (
+                "NIFF: node node-129 has detected an available network connection on network 10.128.0.0 via interface ee0",
+                "NIFF: node <*> has detected an available network connection on network <*> via interface ee0",
+            ),
+        ];
+        for (message, template) in cases {
+            assert_eq!(masked(message), template, "{message}");
+        }
+    }
+
+    #[test]
+    fn one_statement_with_different_values_is_one_cluster() {
+        let groups: [&[&str]; 5] = [
+            &[
+                "Failed password for invalid user admin from 203.0.113.7 port 51234 ssh2",
+                "Failed password for invalid user oracle from 198.51.100.23 port 40022 ssh2",
+                "Failed password for invalid user test from 192.0.2.200 port 6000 ssh2",
+            ],
+            &[
+                "session opened for user cyrus by (uid=0)",
+                "session opened for user news by (uid=0)",
+                "session opened for user root by (uid=1000)",
+            ],
+            &[
+                "ciod: Error loading /home/draeger/testQboxhang: invalid or missing program image, No such file or directory",
+                "ciod: Error loading /bgl/apps/scaletest/allreduce.rts: invalid or missing program image, No such file or directory",
+            ],
+            &[
+                "Established session 0x14ed93111f20027 with negotiated timeout 10000 for client /10.10.34.13:37177",
+                "Established session 0x24ede63a01b003b with negotiated timeout 30000 for client /10.10.34.19:33425",
+            ],
+            &[
+                "com.apple.icloud.fmfd.heartbeat: scheduler_evaluate_activity told me to run this job; however, but the start time isn't for 439034 seconds.  Ignoring.",
+                "com.apple.CacheDelete.daily: scheduler_evaluate_activity told me to run this job; however, but the start time isn't for 1234 seconds.  Ignoring.",
+            ],
+        ];
+        let mut miner = TemplateMiner::default();
+        let mut seen = Vec::new();
+        for group in groups {
+            let ids = cluster_ids(&mut miner, group);
+            assert!(ids.iter().all(|&id| id == ids[0]), "{group:?} gave {ids:?}");
+            assert!(
+                !seen.contains(&ids[0]),
+                "{group:?} joined another group's cluster"
+            );
+            seen.push(ids[0]);
+        }
+        assert_eq!(
+            miner.template(seen[0]).as_deref(),
+            Some("Failed password for invalid user <*> from <*> port <*> ssh2")
+        );
+    }
+
+    #[test]
+    fn different_statements_are_different_clusters() {
+        let pairs = [
+            // A different state, error code or separator is another statement, however alike
+            // the rest of the line.
+            (
+                "attempt_1445144423722_0020_m_000000_0 TaskAttempt Transitioned from NEW to UNASSIGNED",
+                "attempt_1445144423722_0020_m_000000_0 TaskAttempt Transitioned from UNASSIGNED to ASSIGNED",
+            ),
+            (
+                "Failed to internally open package. [HRESULT = 0x800f0805 - CBS_E_INVALID_PACKAGE]",
+                "Failed to internally open package. [HRESULT = 0x800f0805 - CBS_E_MANIFEST_INVALID_ITEM]",
+            ),
+            (
+                "Fan speeds ( 3552 3534 3375 **** 3515 3479 )",
+                "Fan speeds ( 3552 3534 3375 4245 3515 3479 )",
+            ),
+            // Two different words in a row are different text.
+            (
+                "ciod: Error reading message prefix on CioStream socket to 172.16.96.116:41534, Link has been severed",
+                "ciod: Error reading message prefix on CioStream socket to 172.16.96.116:52839, Connection reset by peer",
+            ),
+            // Different text around a value.
+            (
+                "session opened for user cyrus by (uid=0)",
+                "session opened for user root by LOGIN(uid=0)",
+            ),
+            // Short messages must agree on every word.
+            ("Link error", "Link ok"),
+            ("boot (command 1911)", "wait (command 1975)"),
+            // Mostly values: the values are no evidence, the one word differs.
+            (
+                "iar 003a90fc dear 00b360e8",
+                "lr:00004ed0 cr:28244842 xer:20000002 ctr:00086000",
+            ),
+            ("[10.0.0.7] 8080 ready", "[10.0.0.9] 9090 stopped"),
+        ];
+        for (a, b) in pairs {
+            let mut miner = TemplateMiner::default();
+            let ids = cluster_ids(&mut miner, &[a, b]);
+            assert_ne!(ids[0], ids[1], "{a:?} and {b:?} share a cluster");
+        }
+    }
+
+    #[test]
+    fn cluster_id_stays_while_the_template_generalises() {
+        let mut miner = TemplateMiner::default();
+        let first = miner.add(b"Invalid user webmaster from 173.234.31.186");
+        assert!(first.is_new);
+        assert_eq!(&*first.template, "Invalid user webmaster from <*>");
+        let second = miner.add(b"Invalid user admin from 103.99.0.122");
+        assert!(!second.is_new);
+        assert_eq!(second.cluster_id, first.cluster_id);
+        assert_eq!(&*second.template, "Invalid user <*> from <*>");
+        assert_eq!(
+            miner.template(first.cluster_id).as_deref(),
+            Some("Invalid user <*> from <*>")
+        );
+        assert_eq!(miner.len(), 1);
+    }
+
+    #[test]
+    fn any_bytes_are_accepted() {
+        let mut miner = TemplateMiner::default();
+        let odd: [&[u8]; 7] = [
+            b"",
+            b"   \t  ",
+            b"\xff\xfe invalid \xc3 utf-8 \x80",
+            b"\xff\xfe invalid \xc3 utf-8 \x80",
+            b"(((((",
+            b"=",
+            b"a=",
+        ];
+        for m in odd {
+            miner.add(m);
+        }
+        let r = miner.add(b"\xff\xfe invalid \xc3 utf-8 \x80");
+        assert!(!r.is_new);
+        assert!(r.template.contains('\u{fffd}'), "{}", r.template);
+        // A huge token and a huge number of tokens are bounded.
+        let long = vec![b'x'; 100_000];
+        assert_eq!(&*miner.add(&long).template, "<*>");
+        let mut brackets = vec![b'('; 100_000];
+        brackets.push(b'1');
+        assert_eq!(&*miner.add(&brackets).template, "<*>");
+        assert_eq!(&*miner.add(&vec![b'*'; 100_000]).template, "<*>");
+        let many = "word ".repeat(10_000);
+        let r = miner.add(many.as_bytes());
+        assert_eq!(
+            r.template.split(' ').count(),
+            MinerConfig::default().max_tokens
+        );
+        // So a template holds at most `max_tokens` tokens, each at most 256 bytes of the
+        // message (two tokens for a quantity and its unit) and `<*>`.
+        let per_token = 2 * MAX_TOKEN_BYTES + WILDCARD.len();
+        for cluster in miner.clusters.iter().flatten() {
+            assert!(cluster.text.len() <= miner.config.max_tokens * per_token);
+        }
+    }
+
+    /// xorshift64*: a fixed, dependency-free stream of pseudo-random numbers.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+    }
+
+    #[test]
+    fn memory_stays_bounded_on_a_million_distinct_lines() {
+        let config = MinerConfig {
+            max_clusters: 5_000,
+            ..MinerConfig::default()
+        };
+        let mut miner = TemplateMiner::new(config.clone());
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut line = Vec::new();
+        let mut ids_seen = 0u64;
+        for _ in 0..1_000_000 {
+            // Words of random letters (never masked), so nearly every line is a new template.
+            line.clear();
+            let words = 1 + rng.next() % 12;
+            for w in 0..words {
+                if w > 0 {
+                    line.push(b' ');
+                }
+                let len = 1 + rng.next() % 8;
+                for _ in 0..len {
+                    line.push(b'a' + (rng.next() % 26) as u8);
+                }
+            }
+            let r = miner.add(&line);
+            ids_seen = ids_seen.max(r.cluster_id);
+        }
+        assert!(
+            ids_seen > 100_000,
+            "the lines should have made many clusters"
+        );
+        assert!(miner.len() <= config.max_clusters);
+        let live_nodes = miner.nodes.len() - miner.free_nodes.len();
+        // Every live node lies on the path of a live cluster: the root, a length node, and at
+        // most `prefix_depth` nodes per cluster.
+        assert!(live_nodes <= 1 + config.max_tokens + config.max_clusters * config.prefix_depth);
+        for node in &miner.nodes {
+            assert!(node.children.len() <= config.max_children.max(config.max_tokens) + 1);
+            assert!(node.clusters.len() <= config.max_leaf_clusters);
+        }
+        assert_eq!(miner.slot_of.len(), miner.len());
+        assert!(miner.clusters.len() <= config.max_clusters + 1);
+    }
+}
