@@ -433,11 +433,22 @@ java.lang.IllegalStateException: cart is empty\n\
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(entries.len(), 5, "{lines:#?}");
-    assert_eq!(
-        entries[0]["message"],
-        "2026-01-01 12:00:00 ERROR checkout failed"
-    );
+    // A trace's message is its first line without the log prefix; its frames are parsed.
+    assert_eq!(entries[0]["message"], "checkout failed");
     assert_eq!(entries[0]["level"], "error");
+    assert_eq!(
+        entries[0]["metadata"]["exception"],
+        "java.lang.IllegalStateException"
+    );
+    assert_eq!(
+        entries[0]["metadata"]["frames"][0]["function"],
+        "shop.Cart.checkout"
+    );
+    assert_eq!(
+        entries[0]["metadata"]["frames"][0]["file"],
+        "shop/Cart.java"
+    );
+    assert_eq!(entries[0]["metadata"]["frames"][0]["line"], 42);
     assert_eq!(
         entries[0]["error_trace"],
         "2026-01-01 12:00:00 ERROR checkout failed\njava.lang.IllegalStateException: cart is empty\n\tat shop.Cart.checkout(Cart.java:42)\n\tat shop.Api.handle(Api.java:7)"

@@ -12,8 +12,10 @@ pub mod format;
 pub mod json;
 pub mod level;
 pub mod logfmt;
+pub mod prefix;
 pub mod syslog;
 pub mod timestamp;
+pub mod trace;
 
 pub use format::{Format, decode};
 

@@ -39,6 +39,7 @@ use crate::event::{LogEntry, Value};
 use crate::metrics::{ComponentMetrics, FileMetricFamilies};
 use crate::multiline::{Joined, MultilineConfig};
 use crate::parse::format::{Format, decode};
+use crate::parse::trace;
 use crate::state::{Checkpoint, StateStore};
 use crate::time::Timestamp;
 use crate::topology::{Batch, DeliveryStatus, Finalizer, MAX_BATCH_ENTRIES, Output};
@@ -78,8 +79,9 @@ pub struct FileConfig {
     /// How lines are parsed: `auto` (default), `text`, `json`, `logfmt`, `syslog`, `cri`, `docker`.
     #[serde(default)]
     pub format: Format,
-    /// `"none"` (default) or `{ start_pattern = "regex", timeout = "1s" }`.
-    #[serde(default)]
+    /// `"auto"` (default: stack traces become one entry), `"none"`, or
+    /// `{ start_pattern = "regex", timeout = "1s" }`.
+    #[serde(default = "MultilineConfig::auto")]
     pub multiline: MultilineConfig,
     /// Scan for files this often, besides file events (the fallback where events are missed).
     #[serde(default = "default_scan_interval")]
@@ -1014,6 +1016,7 @@ fn entry_from(
     if joined.lines > 1 {
         entry.raw = joined.text.clone();
         entry.error_trace = Some(joined.text);
+        trace::annotate(&mut entry);
     }
     entry.metadata.insert("file", Value::Bytes(path.clone()));
     entry

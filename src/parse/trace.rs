@@ -1,0 +1,683 @@
+//! Understanding a stack trace: its language, exception type, message and frames.
+//!
+//! Each frame says where the code ran (file, line, function) and whether that code belongs to
+//! the application or to a library or the standard library (`in_app`), because only the
+//! application's frames say where a fix goes and what makes two traces the same bug. Frames are
+//! listed innermost first ("top" first) in every language: Python's, which are printed
+//! outermost first, are reversed.
+//!
+//! Traces are rare next to ordinary lines, so clarity wins over speed here: regexes, owned text.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::level::detect_level;
+use super::prefix::strip_log_prefix;
+use crate::event::{Level, LogEntry, Metadata, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    Python,
+    Java,
+    Go,
+    Rust,
+    Node,
+    Ruby,
+    DotNet,
+}
+
+impl Language {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Python => "python",
+            Language::Java => "java",
+            Language::Go => "go",
+            Language::Rust => "rust",
+            Language::Node => "node",
+            Language::Ruby => "ruby",
+            Language::DotNet => "dotnet",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// As written in the trace (Java: derived from the package, `shop/Cart.java`).
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub function: Option<String>,
+    pub in_app: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceInfo {
+    pub language: Language,
+    /// The exception type (`ZeroDivisionError`, `java.lang.IllegalStateException`), or for a Go
+    /// or Rust panic the panic's kind.
+    pub exception: Option<String>,
+    /// Types of the causes, outermost first (Java `Caused by:`, Python's chained exceptions).
+    pub causes: Vec<String>,
+    pub message: Option<String>,
+    /// Innermost first.
+    pub frames: Vec<Frame>,
+}
+
+macro_rules! regex {
+    ($name:ident, $pattern:expr) => {
+        static $name: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new($pattern).expect("a valid built-in regex"));
+    };
+}
+
+regex!(
+    PYTHON_FRAME,
+    r#"^\s*File "([^"]+)", line (\d+)(?:, in (.+))?$"#
+);
+regex!(PYTHON_EXCEPTION, r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$");
+regex!(
+    JAVA_FRAME,
+    r"^\s+at (?:[\w.$/@-]+/)?([\w$.<>\[\]]+)\.([\w$<>\-\[\]]+)\(([^():]*)(?::(\d+))?\)\s*$"
+);
+regex!(
+    DOTNET_FRAME,
+    r"^\s+at (.+?\(.*?\))(?: in (.+):line (\d+))?\s*$"
+);
+regex!(NODE_FRAME, r"^\s+at (?:(.+?) \()?(.+?):(\d+):(\d+)\)?\s*$");
+regex!(
+    NODE_EXCEPTION,
+    r"(?:^|\s)((?:[A-Z]\w*?)?(?:Error|Exception))(?::\s?(.*))?$"
+);
+regex!(GO_FILE, r"^\t(.+?\.go):(\d+)(?: \+0x[0-9a-f]+)?$");
+regex!(
+    RUST_HEADER,
+    r"^thread '[^']*'(?: \(\d+\))? panicked at (.+?):(\d+):\d+:?(?:\s*$|\s(.*))"
+);
+regex!(RUST_FRAME, r"^\s+\d+: (.+)$");
+regex!(RUST_LOCATION, r"^\s+at (.+?):(\d+)(?::\d+)?$");
+regex!(
+    RUBY_HEADER,
+    r"^(.+?):(\d+):in [`'](.+?)': (.*) \(([\w:]+)\)$"
+);
+regex!(RUBY_FRAME, r"^\s+from (.+?):(\d+):in [`'](.+?)'$");
+
+/// Completes an entry whose `error_trace` is set: its message is the first line without the
+/// log prefix, its level the first line's (else `error`), and `metadata` gets `language`,
+/// `exception`, `causes` and `frames` (`[{file, line, function, in_app}]`, innermost first).
+pub fn annotate(entry: &mut LogEntry) {
+    let Some(trace) = entry.error_trace.clone() else {
+        return;
+    };
+    let first_line = trace.split(|b| *b == b'\n').next().unwrap_or_default();
+    let message = strip_log_prefix(first_line);
+    entry.message = trace.slice_ref(message);
+    entry.level = detect_level(first_line).unwrap_or(Level::Error);
+    let Some(info) = analyse(&String::from_utf8_lossy(&trace)) else {
+        return;
+    };
+    let metadata = &mut entry.metadata;
+    metadata.insert("language", info.language.as_str());
+    if let Some(exception) = info.exception {
+        metadata.insert("exception", exception);
+    }
+    if !info.causes.is_empty() {
+        metadata.insert(
+            "causes",
+            Value::Array(info.causes.into_iter().map(Value::from).collect()),
+        );
+    }
+    let frames = info
+        .frames
+        .into_iter()
+        .map(|frame| {
+            let mut map = Metadata::with_capacity(4);
+            if let Some(file) = frame.file {
+                map.push("file", file);
+            }
+            if let Some(line) = frame.line {
+                map.push("line", Value::Int(i64::from(line)));
+            }
+            if let Some(function) = frame.function {
+                map.push("function", function);
+            }
+            map.push("in_app", Value::Bool(frame.in_app));
+            Value::Map(map)
+        })
+        .collect();
+    metadata.insert("frames", Value::Array(frames));
+}
+
+/// Analyses a whole trace (lines joined with `\n`), or `None` if it is not one.
+pub fn analyse(trace: &str) -> Option<TraceInfo> {
+    let lines: Vec<&str> = trace.lines().collect();
+    if lines
+        .iter()
+        .any(|line| line.starts_with("Traceback (most recent call last):"))
+    {
+        return Some(python(&lines));
+    }
+    if let Some(index) = lines
+        .iter()
+        .position(|line| line.starts_with("panic: ") || line.starts_with("fatal error: "))
+    {
+        return Some(go(&lines[index..]));
+    }
+    if let Some(index) = lines.iter().position(|line| RUST_HEADER.is_match(line)) {
+        return Some(rust(&lines[index..]));
+    }
+    if RUBY_HEADER.is_match(lines.first()?) {
+        return Some(ruby(&lines));
+    }
+    let at_lines: Vec<&&str> = lines
+        .iter()
+        .filter(|line| line.trim_start().starts_with("at "))
+        .collect();
+    if at_lines.is_empty() {
+        return None;
+    }
+    let dotnet_shaped = lines[0].starts_with("Unhandled exception.")
+        || at_lines.iter().any(|line| line.contains(":line "));
+    if dotnet_shaped {
+        return Some(dotnet(&lines));
+    }
+    if at_lines
+        .iter()
+        .any(|line| JAVA_FRAME.is_match(line) && !NODE_FRAME.is_match(line))
+    {
+        return Some(java(&lines));
+    }
+    Some(node(&lines))
+}
+
+/// An exception line: its type and message.
+type Raised = (String, Option<String>);
+
+fn python(lines: &[&str]) -> TraceInfo {
+    // Each traceback block: frames, then its exception line. The last block is what was raised.
+    let mut blocks: Vec<(Vec<Frame>, Option<Raised>)> = Vec::new();
+    let mut in_frames = false;
+    for line in lines {
+        if line.starts_with("Traceback (most recent call last):") {
+            blocks.push((Vec::new(), None));
+            in_frames = true;
+            continue;
+        }
+        let Some(block) = blocks.last_mut() else {
+            continue;
+        };
+        if let Some(captures) = PYTHON_FRAME.captures(line) {
+            let file = captures[1].to_string();
+            block.0.push(Frame {
+                in_app: python_in_app(&file),
+                line: captures[2].parse().ok(),
+                function: captures.get(3).map(|m| m.as_str().to_string()),
+                file: Some(file),
+            });
+        } else if in_frames && !line.starts_with(' ') && !line.is_empty() {
+            if let Some(captures) = PYTHON_EXCEPTION.captures(line) {
+                block.1 = Some((
+                    captures[1].to_string(),
+                    captures.get(2).map(|m| m.as_str().to_string()),
+                ));
+            }
+            in_frames = false;
+        }
+    }
+    let causes = blocks[..blocks.len().saturating_sub(1)]
+        .iter()
+        .filter_map(|(_, exception)| exception.as_ref().map(|(name, _)| name.clone()))
+        .collect();
+    let (mut frames, raised) = blocks.pop().unwrap_or_default();
+    frames.reverse();
+    let (exception, message) = raised.map_or((None, None), |(name, message)| (Some(name), message));
+    TraceInfo {
+        language: Language::Python,
+        exception,
+        causes,
+        message,
+        frames,
+    }
+}
+
+fn python_in_app(file: &str) -> bool {
+    !(file.contains("/site-packages/")
+        || file.contains("/dist-packages/")
+        || file.contains("/lib/python")
+        || file.starts_with('<'))
+}
+
+fn java(lines: &[&str]) -> TraceInfo {
+    let mut exception = None;
+    let mut message = None;
+    let mut causes = Vec::new();
+    // Frames of each exception in the chain; the innermost cause's come first in the result.
+    let mut blocks: Vec<Vec<Frame>> = vec![Vec::new()];
+    for line in lines {
+        if let Some(captures) = JAVA_FRAME.captures(line) {
+            let class = &captures[1];
+            let file_name = &captures[3];
+            let package = class.rsplit_once('.').map(|(package, _)| package);
+            let file = match package {
+                Some(package)
+                    if file_name.ends_with(".java")
+                        || file_name.ends_with(".kt")
+                        || file_name.ends_with(".scala") =>
+                {
+                    format!("{}/{file_name}", package.replace('.', "/"))
+                }
+                _ => file_name.to_string(),
+            };
+            if let Some(block) = blocks.last_mut() {
+                block.push(Frame {
+                    in_app: java_in_app(class),
+                    file: (!file.is_empty()).then_some(file),
+                    line: captures.get(4).and_then(|m| m.as_str().parse().ok()),
+                    function: Some(format!("{class}.{}", &captures[2])),
+                });
+            }
+            continue;
+        }
+        let trimmed = line.trim_start();
+        let is_header = trimmed.starts_with("Caused by: ")
+            || (exception.is_none() && !trimmed.starts_with("at "));
+        if !is_header {
+            continue;
+        }
+        let header = trimmed.strip_prefix("Caused by: ").unwrap_or(trimmed);
+        let named = header.split_once(": ").map_or(header, |(name, _)| name);
+        let name = named.rsplit(' ').next().unwrap_or(named).trim();
+        if !(name.contains("Exception") || name.contains("Error") || name.contains("Throwable")) {
+            continue;
+        }
+        if exception.is_none() {
+            exception = Some(name.to_string());
+            message = header.split_once(": ").map(|(_, rest)| rest.to_string());
+        } else {
+            causes.push(name.to_string());
+            blocks.push(Vec::new());
+        }
+    }
+    let frames = blocks.into_iter().rev().flatten().collect();
+    TraceInfo {
+        language: Language::Java,
+        exception,
+        causes,
+        message,
+        frames,
+    }
+}
+
+fn java_in_app(class: &str) -> bool {
+    const LIBRARIES: &[&str] = &[
+        "java.",
+        "javax.",
+        "jdk.",
+        "sun.",
+        "com.sun.",
+        "kotlin.",
+        "kotlinx.",
+        "scala.",
+        "org.springframework.",
+        "org.apache.",
+        "io.netty.",
+        "org.junit.",
+        "reactor.",
+        "jakarta.",
+        "com.fasterxml.",
+        "org.hibernate.",
+    ];
+    !LIBRARIES.iter().any(|prefix| class.starts_with(prefix))
+}
+
+fn dotnet(lines: &[&str]) -> TraceInfo {
+    let first = lines.first().copied().unwrap_or_default();
+    let header = first.strip_prefix("Unhandled exception. ").unwrap_or(first);
+    let (name, message) = header
+        .split_once(": ")
+        .map_or((header, None), |(n, m)| (n, Some(m.to_string())));
+    let frames = lines
+        .iter()
+        .filter_map(|line| DOTNET_FRAME.captures(line))
+        .map(|captures| {
+            let function = captures[1].to_string();
+            Frame {
+                in_app: !(function.starts_with("System.") || function.starts_with("Microsoft.")),
+                file: captures.get(2).map(|m| m.as_str().to_string()),
+                line: captures.get(3).and_then(|m| m.as_str().parse().ok()),
+                function: Some(function),
+            }
+        })
+        .collect();
+    TraceInfo {
+        language: Language::DotNet,
+        exception: Some(name.rsplit(' ').next().unwrap_or(name).to_string()),
+        causes: Vec::new(),
+        message,
+        frames,
+    }
+}
+
+fn node(lines: &[&str]) -> TraceInfo {
+    let mut exception = None;
+    let mut message = None;
+    for line in lines
+        .iter()
+        .filter(|line| !line.trim_start().starts_with("at "))
+    {
+        if let Some(captures) = NODE_EXCEPTION.captures(line) {
+            exception = Some(captures[1].to_string());
+            message = captures.get(2).map(|m| m.as_str().to_string());
+            break;
+        }
+    }
+    let frames = lines
+        .iter()
+        .filter_map(|line| NODE_FRAME.captures(line))
+        .map(|captures| {
+            let file = captures[2].to_string();
+            Frame {
+                in_app: !(file.starts_with("node:")
+                    || file.contains("node_modules")
+                    || file.starts_with("internal/")),
+                line: captures[3].parse().ok(),
+                function: captures.get(1).map(|m| m.as_str().to_string()),
+                file: Some(file),
+            }
+        })
+        .collect();
+    TraceInfo {
+        language: Language::Node,
+        exception,
+        causes: Vec::new(),
+        message,
+        frames,
+    }
+}
+
+fn go(lines: &[&str]) -> TraceInfo {
+    let header = lines[0];
+    let text = header
+        .strip_prefix("panic: ")
+        .or_else(|| header.strip_prefix("fatal error: "))
+        .unwrap_or(header);
+    // The kind of panic without its values: `runtime error: index out of range [5] with
+    // length 3` → `runtime error`; a plain message stays whole.
+    let kind = text
+        .split([':', '['])
+        .next()
+        .unwrap_or(text)
+        .trim()
+        .to_string();
+    let mut frames = Vec::new();
+    let mut function: Option<&str> = None;
+    for line in &lines[1..] {
+        if let Some(captures) = GO_FILE.captures(line) {
+            let name = function.take();
+            let file = captures[1].to_string();
+            let in_app = !(file.contains("/go/src/runtime/")
+                || file.contains("/usr/lib/go")
+                || file.contains("/usr/local/go/")
+                || name.is_some_and(|n| n.starts_with("runtime.") || n.starts_with("testing.")));
+            frames.push(Frame {
+                in_app,
+                line: captures[2].parse().ok(),
+                // Without the argument list: `main.(*Cache).Put(...)` → `main.(*Cache).Put`.
+                function: name.map(|n| n.rsplit_once('(').map_or(n, |(f, _)| f).to_string()),
+                file: Some(file),
+            });
+        } else if !line.starts_with("goroutine ") && !line.trim().is_empty() {
+            function = Some(line.strip_prefix("created by ").unwrap_or(line));
+        }
+    }
+    TraceInfo {
+        language: Language::Go,
+        exception: Some(kind),
+        causes: Vec::new(),
+        message: Some(text.to_string()),
+        frames,
+    }
+}
+
+fn rust(lines: &[&str]) -> TraceInfo {
+    let mut frames = Vec::new();
+    let mut message = None;
+    if let Some(captures) = RUST_HEADER.captures(lines[0]) {
+        let file = captures[1].to_string();
+        frames.push(Frame {
+            in_app: rust_in_app(None, &file),
+            line: captures[2].parse().ok(),
+            function: None,
+            file: Some(file),
+        });
+        message = captures
+            .get(3)
+            .map(|m| m.as_str().to_string())
+            .or_else(|| lines.get(1).map(|line| line.to_string()));
+    }
+    let mut backtrace = Vec::new();
+    let mut function: Option<String> = None;
+    for line in &lines[1..] {
+        if let Some(captures) = RUST_FRAME.captures(line) {
+            function = Some(captures[1].to_string());
+        } else if let Some(captures) = RUST_LOCATION.captures(line) {
+            let file = captures[1].to_string();
+            let name = function.take();
+            backtrace.push(Frame {
+                in_app: rust_in_app(name.as_deref(), &file),
+                line: captures[2].parse().ok(),
+                function: name,
+                file: Some(file),
+            });
+        }
+    }
+    if !backtrace.is_empty() {
+        frames = backtrace;
+    }
+    // The kind of panic: the message up to its first `: ` (`called Result::unwrap() on an Err
+    // value`, `quantity must be a number`), without the values after it.
+    let kind = message
+        .as_deref()
+        .map(|m| m.split(": ").next().unwrap_or(m).trim().to_string());
+    TraceInfo {
+        language: Language::Rust,
+        exception: kind,
+        causes: Vec::new(),
+        message,
+        frames,
+    }
+}
+
+fn rust_in_app(function: Option<&str>, file: &str) -> bool {
+    let library_function = function.is_some_and(|f| {
+        [
+            "std::",
+            "core::",
+            "alloc::",
+            "__rustc::",
+            "rust_begin_unwind",
+            "<core::",
+            "<alloc::",
+            "<std::",
+            "tokio::",
+            "<tokio::",
+        ]
+        .iter()
+        .any(|prefix| f.starts_with(prefix))
+    });
+    !(library_function || file.starts_with("/rustc/") || file.contains("/.cargo/registry/"))
+}
+
+fn ruby(lines: &[&str]) -> TraceInfo {
+    let mut frames = Vec::new();
+    let mut exception = None;
+    let mut message = None;
+    if let Some(captures) = RUBY_HEADER.captures(lines[0]) {
+        let file = captures[1].to_string();
+        frames.push(Frame {
+            in_app: ruby_in_app(&file),
+            line: captures[2].parse().ok(),
+            function: Some(captures[3].to_string()),
+            file: Some(file),
+        });
+        message = Some(captures[4].to_string());
+        exception = Some(captures[5].to_string());
+    }
+    for captures in lines[1..]
+        .iter()
+        .filter_map(|line| RUBY_FRAME.captures(line))
+    {
+        let file = captures[1].to_string();
+        frames.push(Frame {
+            in_app: ruby_in_app(&file),
+            line: captures[2].parse().ok(),
+            function: Some(captures[3].to_string()),
+            file: Some(file),
+        });
+    }
+    TraceInfo {
+        language: Language::Ruby,
+        exception,
+        causes: Vec::new(),
+        message,
+        frames,
+    }
+}
+
+fn ruby_in_app(file: &str) -> bool {
+    !(file.contains("/gems/") || file.contains("/lib/ruby/") || file.starts_with("<internal:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus_trace(name: &str, first: &str) -> String {
+        let path = format!(
+            "{}/tests/corpus/traces/{name}.log",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(path).expect("corpus file");
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines
+            .iter()
+            .position(|l| l.starts_with(first))
+            .expect("trace start");
+        let end = lines.len() - 1; // the supervisor's last line is not part of it
+        lines[start..end].join("\n")
+    }
+
+    fn app_functions(info: &TraceInfo) -> Vec<String> {
+        info.frames
+            .iter()
+            .filter(|f| f.in_app)
+            .map(|f| f.function.clone().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn python_frames_are_innermost_first_and_chains_keep_their_causes() {
+        let info = analyse(&corpus_trace("python_divide", "Traceback")).unwrap();
+        assert_eq!(info.language, Language::Python);
+        assert_eq!(info.exception.as_deref(), Some("ZeroDivisionError"));
+        assert_eq!(info.message.as_deref(), Some("division by zero"));
+        assert_eq!(
+            app_functions(&info),
+            vec!["discount", "checkout", "<module>"]
+        );
+        assert_eq!(info.frames[0].line, Some(6));
+        assert!(
+            info.frames[0]
+                .file
+                .as_deref()
+                .unwrap()
+                .ends_with("programs/crash_divide.py")
+        );
+
+        let info = analyse(&corpus_trace("python_chained", "Traceback")).unwrap();
+        assert_eq!(info.exception.as_deref(), Some("NameError"));
+        assert_eq!(info.causes, vec!["KeyError", "ConfigError"]);
+        assert_eq!(app_functions(&info), vec!["handle", "<module>"]);
+    }
+
+    #[test]
+    fn java_frames_map_packages_to_paths_and_the_root_cause_comes_first() {
+        let info = analyse(&corpus_trace("java_caused_by", "Exception in thread")).unwrap();
+        assert_eq!(info.language, Language::Java);
+        assert_eq!(
+            info.exception.as_deref(),
+            Some("java.lang.IllegalStateException")
+        );
+        assert_eq!(info.causes, vec!["java.lang.NullPointerException"]);
+        assert_eq!(
+            info.frames[0].function.as_deref(),
+            Some("Crash$Repository.find")
+        );
+        assert_eq!(info.frames[0].file.as_deref(), Some("Crash.java"));
+        assert_eq!(info.frames[0].line, Some(11));
+        let spring = "Exception in thread \"main\" java.lang.IllegalStateException: x\n\tat com.acme.shop.Cart.add(Cart.java:42)\n\tat org.springframework.web.Dispatcher.run(Dispatcher.java:1)";
+        let info = analyse(spring).unwrap();
+        assert_eq!(
+            info.frames[0].file.as_deref(),
+            Some("com/acme/shop/Cart.java")
+        );
+        assert!(info.frames[0].in_app && !info.frames[1].in_app);
+    }
+
+    #[test]
+    fn node_go_rust_ruby_and_dotnet() {
+        let info = analyse(&corpus_trace("node_uncaught", "/work")).unwrap();
+        assert_eq!(
+            (info.language, info.exception.as_deref()),
+            (Language::Node, Some("Error"))
+        );
+        assert_eq!(
+            app_functions(&info)[..2],
+            ["stockOf".to_string(), "reserve".to_string()]
+        );
+        assert!(
+            !info
+                .frames
+                .iter()
+                .any(|f| f.in_app && f.file.as_deref().unwrap().starts_with("node:"))
+        );
+
+        let info = analyse(&corpus_trace("go_panic", "panic:")).unwrap();
+        assert_eq!(
+            info.exception.as_deref(),
+            Some("assignment to entry in nil map")
+        );
+        assert_eq!(app_functions(&info), vec!["main.(*Cache).Put", "main.main"]);
+        assert_eq!(info.frames[0].line, Some(14));
+
+        let info = analyse(&corpus_trace("rust_backtrace", "thread")).unwrap();
+        assert_eq!(info.exception.as_deref(), Some("quantity must be a number"));
+        assert_eq!(
+            app_functions(&info)[..2],
+            [
+                "crash::quantity".to_string(),
+                "crash::total::{{closure}}".to_string()
+            ]
+        );
+        let info = analyse(&corpus_trace("rust_panic", "thread")).unwrap();
+        assert_eq!(info.frames[0].file.as_deref(), Some("programs/crash.rs"));
+        assert_eq!(info.frames[0].line, Some(3));
+
+        let info = analyse(&corpus_trace("ruby_nomethod", "programs/crash.rb")).unwrap();
+        assert_eq!(info.exception.as_deref(), Some("NoMethodError"));
+        assert_eq!(app_functions(&info), vec!["greet", "<main>"]);
+
+        let dotnet = "Unhandled exception. System.InvalidOperationException: Sequence contains no elements\n   at System.Linq.ThrowHelper.ThrowNoElementsException()\n   at Shop.Orders.First() in /app/Orders.cs:line 12";
+        let info = analyse(dotnet).unwrap();
+        assert_eq!(
+            (info.language, info.exception.as_deref()),
+            (Language::DotNet, Some("System.InvalidOperationException"))
+        );
+        assert_eq!(info.frames[1].file.as_deref(), Some("/app/Orders.cs"));
+        assert!(!info.frames[0].in_app && info.frames[1].in_app);
+    }
+
+    #[test]
+    fn an_ordinary_line_is_not_a_trace() {
+        assert_eq!(analyse("2026-01-01 INFO all good"), None);
+    }
+}
