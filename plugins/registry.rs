@@ -25,8 +25,17 @@ const SOURCES: &[(&str, Parser<dyn SourceConfig>)] = &[
     ("syslog", source::<sources::syslog::SyslogConfig>),
 ];
 
-const TRANSFORMS: &[(&str, Parser<dyn TransformConfig>)] =
-    &[("filter", transform::<transforms::filter::FilterConfig>)];
+const TRANSFORMS: &[(&str, Parser<dyn TransformConfig>)] = &[
+    ("filter", transform::<transforms::filter::FilterConfig>),
+    (
+        "fingerprint",
+        transform::<transforms::fingerprint::FingerprintConfig>,
+    ),
+    (
+        "throttle",
+        transform::<transforms::throttle::ThrottleConfig>,
+    ),
+];
 
 const SINKS: &[(&str, Parser<dyn SinkConfig>)] = &[
     ("blackhole", sink::<sinks::blackhole::BlackholeConfig>),

@@ -203,3 +203,84 @@ path = "{out}"
     agent.signal("TERM");
     assert!(agent.wait_exit(Duration::from_secs(30)).success());
 }
+
+#[test]
+fn the_fingerprint_transform_gives_one_bug_one_key_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let out = dir.path().join("out.json");
+    let api = free_port();
+    let config = format!(
+        r#"
+[agent]
+data_dir = "data"
+[api]
+address = "127.0.0.1:{api}"
+[sources.apps]
+type = "file"
+include = ["{logs}/*.log"]
+[transforms.errors]
+type = "filter"
+inputs = ["apps"]
+min_level = "error"
+[transforms.incidents]
+type = "fingerprint"
+inputs = ["errors"]
+[sinks.out]
+type = "file"
+inputs = ["incidents"]
+path = "{out}"
+"#,
+        logs = logs.display(),
+        out = out.display()
+    );
+    let mut agent = Agent::start(dir.path(), &config, api);
+    std::fs::write(
+        logs.join("node-a.log"),
+        corpus("python_divide") + &corpus("python_ratio_value"),
+    )
+    .unwrap();
+    std::fs::write(
+        logs.join("node-b.log"),
+        corpus("python_divide_again") + &corpus("python_ratio_zero"),
+    )
+    .unwrap();
+    let lines = wait_for_lines(&out, 4, Duration::from_secs(30));
+    let entries: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 4, "only the four traces are errors");
+    let fingerprint_of = |exception: &str| -> Vec<String> {
+        entries
+            .iter()
+            .filter(|e| e["metadata"]["exception"] == exception)
+            .map(|e| e["metadata"]["fingerprint"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let divide = fingerprint_of("ZeroDivisionError");
+    let value = fingerprint_of("ValueError");
+    assert_eq!(divide.len(), 3);
+    let discount: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["metadata"]["template"] == "ZeroDivisionError in discount (crash_divide.py)")
+        .collect();
+    assert_eq!(discount.len(), 2, "one bug in two files from two runs");
+    assert_eq!(
+        discount[0]["metadata"]["fingerprint"],
+        discount[1]["metadata"]["fingerprint"]
+    );
+    assert_ne!(value[0], divide[0]);
+    let zero_in_ratio = entries
+        .iter()
+        .find(|e| e["metadata"]["template"] == "ZeroDivisionError in ratio (crash_ratio.py)")
+        .unwrap();
+    assert_ne!(
+        zero_in_ratio["metadata"]["fingerprint"].as_str().unwrap(),
+        value[0],
+        "two exception types on one line"
+    );
+    agent.signal("TERM");
+    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+}

@@ -1,6 +1,311 @@
 //! Fingerprints of recurring errors (DESIGN §6.1): what makes "the same bug" one key whatever
 //! node, request id or timestamp it shows up with.
 //!
-//! * [`template`]: the online template miner for messages without a stack trace.
+//! * An entry with a stack trace: the exception type, the types of its causes, and the top
+//!   in-app frames (file and function, never line numbers or addresses). Two runs of one bug
+//!   from other inputs, threads or processes hash alike; two exception types at the same line
+//!   of code do not.
+//! * An entry without one: the template the online miner ([`template`]) assigns to its message,
+//!   with its level and source.
+//!
+//! The hash is FNV-1a over 128 bits, written as 32 lowercase hex digits: stable across versions
+//! and platforms, as a key stored in the incident store and in branch names must be.
 
 pub mod template;
+
+use crate::event::{LogEntry, Metadata, Value};
+use template::{MinerConfig, TemplateMiner};
+
+/// Number of top in-app frames that make up a trace's fingerprint.
+pub const DEFAULT_FRAMES: usize = 3;
+
+/// FNV-1a, 128 bits.
+pub fn fnv1a_128(parts: &[&[u8]]) -> u128 {
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    let mut hash = OFFSET;
+    for part in parts {
+        for byte in part.iter() {
+            hash ^= u128::from(*byte);
+            hash = hash.wrapping_mul(PRIME);
+        }
+        // A separator, so that ("ab", "c") and ("a", "bc") differ.
+        hash ^= 0xff;
+        hash = hash.wrapping_mul(PRIME);
+    }
+    hash
+}
+
+/// A frame as it counts for identity: the file's last two path components (deployments put
+/// the same code under different roots) and the function without addresses or generated ids.
+fn frame_identity(frame: &Metadata) -> Option<String> {
+    let file = frame.get("file").and_then(Value::as_str_lossy).map(|file| {
+        let parts: Vec<&str> = file.rsplit('/').take(2).collect();
+        parts.into_iter().rev().collect::<Vec<_>>().join("/")
+    });
+    let function = frame
+        .get("function")
+        .and_then(Value::as_str_lossy)
+        .map(|function| normalize_function(&function));
+    (file.is_some() || function.is_some()).then(|| {
+        format!(
+            "{}:{}",
+            file.unwrap_or_default(),
+            function.unwrap_or_default()
+        )
+    })
+}
+
+/// Drops what differs between runs of the same code: `0x…` addresses, and the numbers of
+/// generated classes and lambdas (`Foo$1`, `lambda$main$0`).
+fn normalize_function(function: &str) -> String {
+    let mut out = String::with_capacity(function.len());
+    let mut chars = function.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '0' && chars.peek() == Some(&'x') {
+            chars.next();
+            while chars.peek().is_some_and(char::is_ascii_hexdigit) {
+                chars.next();
+            }
+            out.push_str("0x");
+        } else if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            while chars.peek().is_some_and(char::is_ascii_digit) {
+                chars.next();
+            }
+            out.push_str("$#");
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn frames_of(entry: &LogEntry) -> Vec<&Metadata> {
+    match entry.metadata.get("frames") {
+        Some(Value::Array(frames)) => frames
+            .iter()
+            .filter_map(|frame| match frame {
+                Value::Map(map) => Some(map),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Assigns fingerprints and templates to entries.
+pub struct Fingerprinter {
+    miner: TemplateMiner,
+    frames: usize,
+}
+
+/// What the fingerprinter says of one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// 32 lowercase hex digits.
+    pub hex: String,
+    /// A readable name of the bug: the message's template, or `Exception in function (file)`.
+    pub template: String,
+}
+
+impl Fingerprinter {
+    pub fn new(frames: usize, miner: MinerConfig) -> Self {
+        Fingerprinter {
+            miner: TemplateMiner::new(miner),
+            frames: frames.max(1),
+        }
+    }
+
+    pub fn fingerprint(&mut self, entry: &LogEntry) -> Fingerprint {
+        let exception = entry
+            .metadata
+            .get("exception")
+            .and_then(Value::as_str_lossy);
+        let frames = frames_of(entry);
+        if exception.is_some() || !frames.is_empty() {
+            return self.trace_fingerprint(entry, exception.as_deref().unwrap_or(""), &frames);
+        }
+        let found = self.miner.add(&entry.message);
+        let hash = fnv1a_128(&[
+            b"template",
+            found.template.as_bytes(),
+            entry.level.as_str().as_bytes(),
+            entry.source.as_bytes(),
+        ]);
+        Fingerprint {
+            hex: format!("{hash:032x}"),
+            template: found.template.to_string(),
+        }
+    }
+
+    fn trace_fingerprint(
+        &self,
+        entry: &LogEntry,
+        exception: &str,
+        frames: &[&Metadata],
+    ) -> Fingerprint {
+        let in_app = |frame: &&&Metadata| matches!(frame.get("in_app"), Some(Value::Bool(true)));
+        let mut chosen: Vec<&Metadata> = frames
+            .iter()
+            .filter(in_app)
+            .take(self.frames)
+            .copied()
+            .collect();
+        if chosen.is_empty() {
+            chosen = frames.iter().take(self.frames).copied().collect();
+        }
+        let identities: Vec<String> = chosen
+            .iter()
+            .filter_map(|frame| frame_identity(frame))
+            .collect();
+        let causes: Vec<String> = match entry.metadata.get("causes") {
+            Some(Value::Array(causes)) => causes
+                .iter()
+                .filter_map(|cause| cause.as_str_lossy().map(|c| c.into_owned()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut parts: Vec<&[u8]> = vec![b"trace", exception.as_bytes()];
+        parts.extend(causes.iter().map(|cause| cause.as_bytes()));
+        parts.push(b"frames");
+        parts.extend(identities.iter().map(|identity| identity.as_bytes()));
+        let hash = fnv1a_128(&parts);
+        let top = chosen.first();
+        let function = top
+            .and_then(|frame| frame.get("function"))
+            .and_then(Value::as_str_lossy)
+            .unwrap_or_default();
+        let file = top
+            .and_then(|frame| frame.get("file"))
+            .and_then(Value::as_str_lossy)
+            .map(|file| file.rsplit('/').next().unwrap_or_default().to_string())
+            .unwrap_or_default();
+        let name = if exception.is_empty() {
+            "error"
+        } else {
+            exception
+        };
+        let template = match (function.is_empty(), file.is_empty()) {
+            (false, false) => format!("{name} in {function} ({file})"),
+            (false, true) => format!("{name} in {function}"),
+            (true, false) => format!("{name} in {file}"),
+            (true, true) => name.to_string(),
+        };
+        Fingerprint {
+            hex: format!("{hash:032x}"),
+            template,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::event::Level;
+    use crate::parse::trace::annotate;
+    use crate::time::Timestamp;
+
+    fn trace_entry(name: &str) -> LogEntry {
+        let path = format!(
+            "{}/tests/corpus/traces/{name}.log",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        // The trace: from the first line that is not an ordinary INFO line to the last but one.
+        let start = lines
+            .iter()
+            .position(|l| !l.contains(" INFO ") && !l.contains(" info ") && !l.trim().is_empty())
+            .unwrap();
+        let trace = Bytes::from(lines[start..lines.len() - 1].join("\n"));
+        let mut entry = LogEntry::from_line(
+            trace.clone(),
+            Arc::from("app"),
+            Arc::from("node-a"),
+            Timestamp(0),
+        );
+        entry.error_trace = Some(trace);
+        annotate(&mut entry);
+        entry
+    }
+
+    fn fingerprint(name: &str) -> Fingerprint {
+        Fingerprinter::new(DEFAULT_FRAMES, MinerConfig::default()).fingerprint(&trace_entry(name))
+    }
+
+    #[test]
+    fn one_bug_from_other_inputs_threads_and_processes_is_one_fingerprint() {
+        assert_eq!(
+            fingerprint("python_divide").hex,
+            fingerprint("python_divide_again").hex
+        );
+        assert_eq!(
+            fingerprint("rust_panic").hex,
+            fingerprint("rust_panic_again").hex
+        );
+        assert_eq!(
+            fingerprint("java_caused_by").hex,
+            fingerprint("java_worker_thread").hex
+        );
+        assert_eq!(
+            fingerprint("python_divide").template,
+            "ZeroDivisionError in discount (crash_divide.py)"
+        );
+        let hex = fingerprint("go_panic").hex;
+        assert_eq!(hex.len(), 32);
+        assert!(
+            hex.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+    }
+
+    #[test]
+    fn two_exception_types_at_one_line_are_two_fingerprints() {
+        let value = fingerprint("python_ratio_value");
+        let zero = fingerprint("python_ratio_zero");
+        assert_ne!(value.hex, zero.hex);
+        assert_eq!(value.template, "ValueError in ratio (crash_ratio.py)");
+        assert_eq!(zero.template, "ZeroDivisionError in ratio (crash_ratio.py)");
+        assert_ne!(fingerprint("python_divide").hex, zero.hex);
+    }
+
+    #[test]
+    fn messages_without_traces_share_a_fingerprint_across_ids_and_nodes() {
+        let mut fingerprinter = Fingerprinter::new(DEFAULT_FRAMES, MinerConfig::default());
+        let mut line = |text: &str, node: &str| {
+            let mut entry = LogEntry::from_line(
+                Bytes::from(text.to_string()),
+                Arc::from("app"),
+                Arc::from(node),
+                Timestamp(0),
+            );
+            entry.level = Level::Error;
+            fingerprinter.fingerprint(&entry)
+        };
+        let a = line(
+            "payment 4711 failed for user 10.0.0.7: card declined",
+            "node-1",
+        );
+        let b = line(
+            "payment 9123 failed for user 10.0.3.9: card declined",
+            "node-2",
+        );
+        let other = line("inventory service unreachable after 3 retries", "node-1");
+        assert_eq!(a.hex, b.hex);
+        assert_ne!(a.hex, other.hex);
+        assert!(a.template.contains("<*>"), "{}", a.template);
+    }
+
+    #[test]
+    fn function_names_lose_addresses_and_generated_ids() {
+        assert_eq!(
+            normalize_function("Worker.lambda$main$0"),
+            "Worker.lambda$main$#"
+        );
+        assert_eq!(normalize_function("handler at 0x7ffd12ab"), "handler at 0x");
+    }
+}

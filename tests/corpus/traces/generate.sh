@@ -20,11 +20,18 @@ capture() {
 capture python_divide python3 programs/crash_divide.py
 capture python_chained python3 programs/crash_chained.py
 capture python_logged python3 programs/logged_exception.py
-javac -d "$work" programs/Crash.java && capture java_caused_by java -cp "$work" Crash
+# The same bug from another input at another time: one fingerprint with python_divide.
+sleep 1; capture python_divide_again python3 programs/crash_divide.py 5 6 7
+# Two different bugs on one line of code: two fingerprints.
+capture python_ratio_value python3 programs/crash_ratio.py x 1
+capture python_ratio_zero python3 programs/crash_ratio.py 1 0
+javac -d "$work" programs/Crash.java programs/Worker.java && capture java_caused_by java -cp "$work" Crash
+capture java_worker_thread java -cp "$work" Worker
 capture node_uncaught node programs/crash.js
 rustc -g -o "$work/crash_rs" programs/crash.rs 2>/dev/null
 capture rust_panic env RUST_BACKTRACE=0 "$work/crash_rs"
 capture rust_backtrace env RUST_BACKTRACE=1 "$work/crash_rs"
+capture rust_panic_again env RUST_BACKTRACE=0 "$work/crash_rs"
 if command -v go >/dev/null; then
   (cd "$work" && cp "$OLDPWD/programs/crash.go" . && go mod init crash >/dev/null 2>&1 && go build -o crash_go .)
   capture go_panic "$work/crash_go"
