@@ -284,3 +284,79 @@ path = "{out}"
     agent.signal("TERM");
     assert!(agent.wait_exit(Duration::from_secs(30)).success());
 }
+
+#[test]
+fn a_tcp_socket_with_multiline_auto_joins_traces_per_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    let (api, tcp) = (free_port(), free_port());
+    let config = format!(
+        r#"
+[agent]
+data_dir = "data"
+[api]
+address = "127.0.0.1:{api}"
+[sources.raw]
+type = "socket"
+address = "127.0.0.1:{tcp}"
+multiline = "auto"
+[sinks.out]
+type = "file"
+inputs = ["raw"]
+path = "{out}"
+"#,
+        out = out.display()
+    );
+    let mut agent = Agent::start(dir.path(), &config, api);
+    // Two connections, interleaved: each keeps its own trace.
+    let mut first = std::net::TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    let mut second = std::net::TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    let java = corpus("java_caused_by");
+    let python = corpus("python_divide");
+    let (mut java_lines, mut python_lines) = (java.lines(), python.lines());
+    loop {
+        let (a, b) = (java_lines.next(), python_lines.next());
+        if a.is_none() && b.is_none() {
+            break;
+        }
+        if let Some(line) = a {
+            writeln!(first, "{line}").unwrap();
+        }
+        if let Some(line) = b {
+            writeln!(second, "{line}").unwrap();
+        }
+        first.flush().unwrap();
+        second.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The last line of each stream is released by the timeout (1 s) or the connection's end.
+    drop((first, second));
+    let lines = wait_for_lines(&out, 8, Duration::from_secs(20));
+    let entries: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        entries.len(),
+        8,
+        "{:#?}",
+        entries.iter().map(|e| &e["message"]).collect::<Vec<_>>()
+    );
+    let traces: Vec<&Value> = entries
+        .iter()
+        .filter(|e| !e["error_trace"].is_null())
+        .collect();
+    assert_eq!(traces.len(), 2);
+    assert!(
+        traces
+            .iter()
+            .any(|t| t["metadata"]["exception"] == "java.lang.IllegalStateException")
+    );
+    assert!(
+        traces
+            .iter()
+            .any(|t| t["metadata"]["exception"] == "ZeroDivisionError")
+    );
+    agent.signal("TERM");
+    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+}

@@ -13,10 +13,14 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 
+use std::time::Instant;
+
 use crate::event::LogEntry;
 use crate::framing::{Frame, StreamFramer};
 use crate::metrics::ComponentMetrics;
+use crate::multiline::{Joined, LineAggregator, MultilineConfig};
 use crate::parse::format::{Format, decode};
+use crate::parse::trace;
 use crate::time::Timestamp;
 use crate::topology::{Batch, MAX_BATCH_ENTRIES, Output};
 
@@ -30,6 +34,30 @@ pub fn default_max_line_bytes() -> usize {
     DEFAULT_MAX_LINE_BYTES
 }
 
+/// One entry from joined lines: a single line, or several joined into a stack trace (its
+/// frames parsed into metadata).
+pub fn entry_from_joined(
+    joined: Joined,
+    format: Format,
+    source: &Arc<str>,
+    node_id: &Arc<str>,
+    read_at: Timestamp,
+) -> LogEntry {
+    let mut entry = decode(
+        format,
+        joined.first_line,
+        source.clone(),
+        node_id.clone(),
+        read_at,
+    );
+    if joined.lines > 1 {
+        entry.raw = joined.text.clone();
+        entry.error_trace = Some(joined.text);
+        trace::annotate(&mut entry);
+    }
+    entry
+}
+
 /// Collects entries made from lines until a batch is full or the input pauses.
 pub struct LineBatcher {
     source: Arc<str>,
@@ -40,6 +68,10 @@ pub struct LineBatcher {
     bytes: usize,
     /// Read time given to entries whose line carries none; refreshed once per read, not per line.
     now: Timestamp,
+    /// Joins stack traces when the source has `multiline` set.
+    aggregator: Option<LineAggregator>,
+    joined: Vec<Joined>,
+    now_instant: Instant,
 }
 
 impl LineBatcher {
@@ -57,11 +89,53 @@ impl LineBatcher {
             entries: Vec::with_capacity(MAX_BATCH_ENTRIES),
             bytes: 0,
             now: Timestamp::now(),
+            aggregator: None,
+            joined: Vec::new(),
+            now_instant: Instant::now(),
         }
+    }
+
+    /// Joins lines per `multiline` (per connection: one batcher per stream).
+    pub fn with_multiline(mut self, multiline: &MultilineConfig) -> Self {
+        if !matches!(multiline, MultilineConfig::None) {
+            self.aggregator = Some(LineAggregator::new(multiline.clone()));
+        }
+        self
     }
 
     pub fn refresh_time(&mut self) {
         self.now = Timestamp::now();
+        self.now_instant = Instant::now();
+    }
+
+    /// When an entry held for multiline joining times out.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.aggregator.as_ref().and_then(LineAggregator::deadline)
+    }
+
+    /// Emits held entries older than the multiline timeout (`finish`: all of them).
+    pub fn flush_held(&mut self, finish: bool) {
+        if self.aggregator.is_none() {
+            return;
+        }
+        self.refresh_time();
+        let Some(aggregator) = self.aggregator.as_mut() else {
+            return;
+        };
+        if finish {
+            aggregator.flush(&mut self.joined);
+        } else {
+            aggregator.flush_idle(self.now_instant, &mut self.joined);
+        }
+        self.take_joined();
+    }
+
+    fn take_joined(&mut self) {
+        for joined in self.joined.drain(..) {
+            let entry =
+                entry_from_joined(joined, self.format, &self.source, &self.node_id, self.now);
+            self.entries.push(entry);
+        }
     }
 
     pub fn push_frame(&mut self, frame: Frame) {
@@ -76,10 +150,15 @@ impl LineBatcher {
 
     /// Adds one line as an entry; empty lines carry nothing and are skipped.
     pub fn push_line(&mut self, line: Bytes) {
-        if line.is_empty() {
+        if line.is_empty() && self.aggregator.is_none() {
             return;
         }
         self.bytes += line.len();
+        if let Some(aggregator) = self.aggregator.as_mut() {
+            aggregator.push(line, 0, self.now_instant, &mut self.joined);
+            self.take_joined();
+            return;
+        }
         let entry = decode(
             self.format,
             line,
@@ -140,8 +219,14 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
                 _ = std::future::ready(()) => break Ok(()),
             }
         } else {
+            let held_until = batcher.deadline();
             tokio::select! {
                 biased;
+                _ = sleep_until_deadline(held_until), if held_until.is_some() => {
+                    batcher.flush_held(false);
+                    batcher.flush(output).await;
+                    continue;
+                }
                 read = tokio::time::timeout(idle, reader.read_buf(&mut buffer)) => match read {
                     Ok(read) => read,
                     Err(_elapsed) => break Err(std::io::Error::new(
@@ -170,8 +255,15 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
     while let Some(frame) = framer.decode_eof(&mut buffer) {
         batcher.push_frame(frame);
     }
+    batcher.flush_held(true);
     batcher.flush(output).await;
     result
+}
+
+async fn sleep_until_deadline(deadline: Option<Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await;
+    }
 }
 
 /// Reads allowed after shutdown to take in what is already waiting.

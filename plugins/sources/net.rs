@@ -18,6 +18,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use super::{LineBatcher, read_lines};
 use crate::component::{BuildError, ComponentError, SourceContext};
 use crate::framing::{Frame, StreamFramer, without_terminator};
+use crate::multiline::MultilineConfig;
 use crate::parse::format::Format;
 
 /// Largest UDP payload.
@@ -30,6 +31,8 @@ pub struct TcpOptions {
     pub format: Format,
     pub idle_timeout: Option<Duration>,
     pub tls: Option<TlsAcceptor>,
+    /// Stack-trace joining, per connection.
+    pub multiline: MultilineConfig,
 }
 
 /// Builds a TLS acceptor from PEM files (certificate chain, private key).
@@ -86,7 +89,8 @@ pub async fn serve_tcp(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let batcher = LineBatcher::new(cx.id.clone(), cx.node_id.clone(), cx.metrics.clone(), options.format);
+                    let batcher = LineBatcher::new(cx.id.clone(), cx.node_id.clone(), cx.metrics.clone(), options.format)
+                        .with_multiline(&options.multiline);
                     let connection = Connection {
                         peer,
                         options: options.clone(),

@@ -12,6 +12,7 @@ use crate::component::{
 };
 use crate::config::ConfigDuration;
 use crate::framing::StreamFramer;
+use crate::multiline::MultilineConfig;
 use crate::parse::format::Format;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -35,6 +36,10 @@ pub struct SocketConfig {
     /// How lines are parsed: `auto` (default), `text`, `json`, `logfmt`, `syslog`, `cri`, `docker`.
     #[serde(default)]
     pub format: Format,
+    /// TCP: join stack traces per connection: `"none"` (default), `"auto"`, or
+    /// `{ start_pattern = "regex", timeout = "1s" }`.
+    #[serde(default)]
+    pub multiline: MultilineConfig,
     /// TCP: close a connection that sends nothing for this long (default: never).
     #[serde(default)]
     pub idle_timeout: Option<ConfigDuration>,
@@ -78,6 +83,7 @@ impl Source for SocketSource {
                     format: config.format,
                     idle_timeout: config.idle_timeout.map(|timeout| timeout.0),
                     tls: None,
+                    multiline: config.multiline.clone(),
                 },
                 cx,
             )),

@@ -7,6 +7,7 @@ use crate::component::{
     BuildContext, BuildError, ComponentError, ComponentFuture, Source, SourceConfig, SourceContext,
 };
 use crate::framing::StreamFramer;
+use crate::multiline::MultilineConfig;
 use crate::parse::format::Format;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -17,6 +18,9 @@ pub struct StdinConfig {
     /// How lines are parsed: `auto` (default), `text`, `json`, `logfmt`, `syslog`, `cri`, `docker`.
     #[serde(default)]
     pub format: Format,
+    /// Join stack traces: `"none"` (default), `"auto"`, or `{ start_pattern = "…" }`.
+    #[serde(default)]
+    pub multiline: MultilineConfig,
 }
 
 impl SourceConfig for StdinConfig {
@@ -40,7 +44,8 @@ impl Source for StdinSource {
                 cx.node_id.clone(),
                 cx.metrics.clone(),
                 self.config.format,
-            );
+            )
+            .with_multiline(&self.config.multiline);
             read_lines(
                 tokio::io::stdin(),
                 StreamFramer::lines(self.config.max_line_bytes),

@@ -15,6 +15,7 @@ use crate::component::{
 };
 use crate::config::ConfigDuration;
 use crate::framing::StreamFramer;
+use crate::multiline::MultilineConfig;
 use crate::parse::format::Format;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,6 +99,7 @@ impl Source for SyslogSource {
                     format: Format::Syslog,
                     idle_timeout: Some(config.idle_timeout.0),
                     tls: self.tls,
+                    multiline: MultilineConfig::None,
                 },
                 cx,
             )),

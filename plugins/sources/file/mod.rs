@@ -30,7 +30,7 @@ use serde::Deserialize;
 
 use self::discovery::Discovery;
 use self::tailed::{COMPRESSED_DONE, ReadEnd, TailedFile, identity_of, is_gzip, is_inode_key};
-use super::default_max_line_bytes;
+use super::{default_max_line_bytes, entry_from_joined};
 use crate::component::{
     BuildContext, BuildError, ComponentError, ComponentFuture, Source, SourceConfig, SourceContext,
 };
@@ -38,8 +38,7 @@ use crate::config::ConfigDuration;
 use crate::event::{LogEntry, Value};
 use crate::metrics::{ComponentMetrics, FileMetricFamilies};
 use crate::multiline::{Joined, MultilineConfig};
-use crate::parse::format::{Format, decode};
-use crate::parse::trace;
+use crate::parse::format::Format;
 use crate::state::{Checkpoint, StateStore};
 use crate::time::Timestamp;
 use crate::topology::{Batch, DeliveryStatus, Finalizer, MAX_BATCH_ENTRIES, Output};
@@ -997,7 +996,7 @@ impl Tailer {
     }
 }
 
-/// One entry from joined lines: a single line, or several joined into a trace.
+/// One entry from joined lines, with the file it came from.
 fn entry_from(
     joined: Joined,
     format: Format,
@@ -1006,18 +1005,7 @@ fn entry_from(
     node_id: &Arc<str>,
     read_at: Timestamp,
 ) -> LogEntry {
-    let mut entry = decode(
-        format,
-        joined.first_line,
-        source.clone(),
-        node_id.clone(),
-        read_at,
-    );
-    if joined.lines > 1 {
-        entry.raw = joined.text.clone();
-        entry.error_trace = Some(joined.text);
-        trace::annotate(&mut entry);
-    }
+    let mut entry = entry_from_joined(joined, format, source, node_id, read_at);
     entry.metadata.insert("file", Value::Bytes(path.clone()));
     entry
 }
