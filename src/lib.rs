@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod multiline;
 pub mod parse;
 pub mod processor;
+pub mod remediation;
 pub mod state;
 pub mod time;
 pub mod topology;
