@@ -41,6 +41,7 @@ const SINKS: &[(&str, Parser<dyn SinkConfig>)] = &[
     ("blackhole", sink::<sinks::blackhole::BlackholeConfig>),
     ("console", sink::<sinks::console::ConsoleConfig>),
     ("file", sink::<sinks::file::FileConfig>),
+    ("remediate", sink::<sinks::remediate::RemediateConfig>),
 ];
 
 pub fn source_parser(type_name: &str) -> Option<Parser<dyn SourceConfig>> {

@@ -55,6 +55,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         let router = api::router(ApiState {
             metrics: metrics.clone(),
             health: health.clone(),
+            state: state.clone(),
+            token: config.global.api.token.clone(),
         });
         Some(tokio::spawn(api::serve(
             listener,

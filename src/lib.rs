@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod app;
+pub mod cli;
 pub mod component;
 pub mod config;
 pub mod error;

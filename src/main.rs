@@ -30,6 +30,11 @@ enum Command {
         #[arg(short, long, default_value = "conf/tailfix.toml")]
         config: PathBuf,
     },
+    /// List the incidents in the state store of the config's `data_dir`.
+    Incidents {
+        #[arg(short, long, default_value = "conf/tailfix.toml")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -46,6 +51,19 @@ fn main() -> ExitCode {
                 );
                 ExitCode::SUCCESS
             }
+            Err(errors) => {
+                eprintln!("{errors}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Incidents { config } => match Config::load(&config) {
+            Ok(loaded) => match tailfix::cli::print_incidents(&loaded.global.agent.data_dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            },
             Err(errors) => {
                 eprintln!("{errors}");
                 ExitCode::FAILURE

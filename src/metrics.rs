@@ -56,6 +56,22 @@ pub struct MetricsCollector {
     operation_duration: HistogramVec,
     operation_total: IntCounterVec,
     files: FileMetricFamilies,
+    remediation: RemediationMetricFamilies,
+}
+
+/// Metric families of remediation and the fleet (DESIGN §5).
+#[derive(Clone)]
+pub struct RemediationMetricFamilies {
+    /// `model_requests_total{provider,status}`
+    pub model_requests: IntCounterVec,
+    /// `model_tokens_total{direction}`: `input` or `output`.
+    pub model_tokens: IntCounterVec,
+    /// `incidents_total{state}`: incidents now in each state.
+    pub incidents: IntGaugeVec,
+    /// `change_requests_total{provider,status}`
+    pub change_requests: IntCounterVec,
+    /// `nodes{status}`: nodes an aggregator knows, by status.
+    pub nodes: IntGaugeVec,
 }
 
 /// Metric families of the `file` source, labelled by component and file path.
@@ -173,9 +189,42 @@ impl MetricsCollector {
                 &["component_id"],
             ),
         };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let vec =
+                IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge definition");
+            register(&registry, vec.clone());
+            vec
+        };
+        let remediation = RemediationMetricFamilies {
+            model_requests: counter_vec(
+                &registry,
+                "model_requests_total",
+                "Requests to the language model, by provider and outcome.",
+                &["provider", "status"],
+            ),
+            model_tokens: counter_vec(
+                &registry,
+                "model_tokens_total",
+                "Tokens sent to and received from the language model.",
+                &["direction"],
+            ),
+            incidents: gauge_vec("incidents_total", "Incidents, by state.", &["state"]),
+            change_requests: counter_vec(
+                &registry,
+                "change_requests_total",
+                "Change requests proposed, by provider and outcome.",
+                &["provider", "status"],
+            ),
+            nodes: gauge_vec(
+                "nodes",
+                "Nodes known to the aggregator, by status.",
+                &["status"],
+            ),
+        };
         MetricsCollector {
             registry,
             files,
+            remediation,
             received_events,
             received_bytes,
             sent_events,
@@ -185,6 +234,11 @@ impl MetricsCollector {
             operation_duration,
             operation_total,
         }
+    }
+
+    /// Remediation's and the fleet's families.
+    pub fn remediation(&self) -> &RemediationMetricFamilies {
+        &self.remediation
     }
 
     /// The `file` source's families.

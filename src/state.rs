@@ -52,8 +52,10 @@ impl std::fmt::Debug for StateStore {
     }
 }
 
-/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &["
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran. Never edit
+/// one that has shipped: add the next.
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE file_checkpoints (
         source      TEXT    NOT NULL,
         file_key    TEXT    NOT NULL,
@@ -62,7 +64,37 @@ const MIGRATIONS: &[&str] = &["
         updated_at  INTEGER NOT NULL,
         PRIMARY KEY (source, file_key)
     );
-"];
+    ",
+    "
+    CREATE TABLE incidents (
+        fingerprint         TEXT PRIMARY KEY,
+        title               TEXT NOT NULL,
+        state               TEXT NOT NULL,
+        count               INTEGER NOT NULL,
+        first_seen          INTEGER NOT NULL,
+        last_seen           INTEGER NOT NULL,
+        nodes               TEXT NOT NULL,
+        exception           TEXT,
+        top_frame           TEXT,
+        sample              TEXT NOT NULL,
+        solution            TEXT,
+        reason              TEXT,
+        change_request_id   TEXT,
+        change_request_url  TEXT,
+        attempts            INTEGER NOT NULL DEFAULT 0,
+        last_action_at      INTEGER,
+        next_attempt_at     INTEGER,
+        updated_at          INTEGER NOT NULL
+    );
+    CREATE INDEX incidents_state ON incidents (state);
+    CREATE TABLE model_cache (
+        key         TEXT PRIMARY KEY,
+        provider    TEXT NOT NULL,
+        response    TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+    ",
+];
 
 impl StateStore {
     /// Opens (creating if needed) `data_dir/tailfix.db` and brings its schema up to date.
@@ -120,6 +152,15 @@ impl StateStore {
 
     fn wrap(&self, source: rusqlite::Error) -> StateError {
         sqlite_error(&self.path, source)
+    }
+
+    /// Runs `work` on the connection: for modules that keep their own tables here.
+    pub fn with_connection<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StateError> {
+        let mut connection = self.lock();
+        work(&mut connection).map_err(|e| self.wrap(e))
     }
 
     /// Every checkpoint of one source.

@@ -3,3 +3,4 @@
 pub mod blackhole;
 pub mod console;
 pub mod file;
+pub mod remediate;

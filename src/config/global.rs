@@ -169,6 +169,18 @@ pub struct ModelConfig {
     pub base_url: Option<String>,
     pub timeout: ConfigDuration,
     pub model: String,
+    /// Most tokens in an answer.
+    pub max_tokens: u32,
+    /// Retries of a request that may pass (429, 5xx, timeouts).
+    pub max_retries: u32,
+    /// First backoff between retries (doubling, with jitter).
+    pub retry_backoff: ConfigDuration,
+    /// A longer `retry-after` is not waited for: the incident is retried later instead.
+    pub max_retry_after: ConfigDuration,
+    /// Failed attempts in a row that open the circuit breaker.
+    pub circuit_failures: u32,
+    /// How long the open breaker lets no request through.
+    pub circuit_open_for: ConfigDuration,
 }
 
 impl Default for ModelConfig {
@@ -179,7 +191,59 @@ impl Default for ModelConfig {
             base_url: None,
             timeout: ConfigDuration(Duration::from_secs(120)),
             model: String::new(),
+            max_tokens: 4096,
+            max_retries: 3,
+            retry_backoff: ConfigDuration(Duration::from_secs(1)),
+            max_retry_after: ConfigDuration(Duration::from_secs(60)),
+            circuit_failures: 5,
+            circuit_open_for: ConfigDuration(Duration::from_secs(60)),
         }
+    }
+}
+
+/// `[sinks.ID.model]`: keys set here override `[model]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ModelOverrides {
+    pub provider: Option<String>,
+    pub api_key: Option<Secret>,
+    pub base_url: Option<String>,
+    pub timeout: Option<ConfigDuration>,
+    pub model: Option<String>,
+    pub max_tokens: Option<u32>,
+    pub max_retries: Option<u32>,
+    pub retry_backoff: Option<ConfigDuration>,
+    pub max_retry_after: Option<ConfigDuration>,
+    pub circuit_failures: Option<u32>,
+    pub circuit_open_for: Option<ConfigDuration>,
+}
+
+impl ModelConfig {
+    /// This config with `overrides` applied.
+    pub fn with(&self, overrides: &ModelOverrides) -> ModelConfig {
+        let mut merged = self.clone();
+        macro_rules! take {
+            ($($field:ident),*) => {$(
+                if let Some(value) = &overrides.$field {
+                    merged.$field = value.clone();
+                }
+            )*};
+        }
+        take!(
+            provider,
+            api_key,
+            timeout,
+            model,
+            max_tokens,
+            max_retries,
+            retry_backoff,
+            max_retry_after,
+            circuit_failures,
+            circuit_open_for
+        );
+        if overrides.base_url.is_some() {
+            merged.base_url = overrides.base_url.clone();
+        }
+        merged
     }
 }
 
@@ -197,6 +261,38 @@ pub struct RepositoryConfig {
     pub base_url: Option<String>,
     /// `local`: the git repository on disk.
     pub path: PathBuf,
+}
+
+/// `[sinks.ID.repository]`: keys set here override `[repository]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RepositoryOverrides {
+    pub provider: Option<String>,
+    pub owner: Option<String>,
+    pub name: Option<String>,
+    pub token: Option<Secret>,
+    pub base_path: Option<String>,
+    pub branch: Option<String>,
+    pub base_url: Option<String>,
+    pub path: Option<PathBuf>,
+}
+
+impl RepositoryConfig {
+    /// This config with `overrides` applied.
+    pub fn with(&self, overrides: &RepositoryOverrides) -> RepositoryConfig {
+        let mut merged = self.clone();
+        macro_rules! take {
+            ($($field:ident),*) => {$(
+                if let Some(value) = &overrides.$field {
+                    merged.$field = value.clone();
+                }
+            )*};
+        }
+        take!(provider, owner, name, token, base_path, branch, path);
+        if overrides.base_url.is_some() {
+            merged.base_url = overrides.base_url.clone();
+        }
+        merged
+    }
 }
 
 impl Default for RepositoryConfig {

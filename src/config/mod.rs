@@ -19,8 +19,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 pub use global::{
-    AgentConfig, ApiConfig, ConfigDuration, GlobalOptions, Mode, ModelConfig, NodesConfig,
-    RepositoryConfig, Secret,
+    AgentConfig, ApiConfig, ConfigDuration, GlobalOptions, Mode, ModelConfig, ModelOverrides,
+    NodesConfig, RepositoryConfig, RepositoryOverrides, Secret,
 };
 pub use interpolate::{InterpolationError, interpolate};
 

@@ -6,6 +6,17 @@
 //! the machine (`redact`), the prompt (`prompt`), asking a model (`model`), checking its answer
 //! (`validate`), and the repository it reads from and proposes to (`repository`).
 
+pub mod context;
+pub mod engine;
+pub mod http;
+pub mod incident;
+pub mod model;
+pub mod prompt;
+pub mod proposal;
+pub mod redact;
+pub mod report;
+pub mod repository;
+pub mod validate;
 
 use serde::{Deserialize, Serialize};
 

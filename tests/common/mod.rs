@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod fake_model;
+pub mod shop_repo;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

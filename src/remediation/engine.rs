@@ -1,0 +1,577 @@
+//! The remediation engine the `remediate` sink drives: it counts occurrences per fingerprint,
+//! decides when to act (DESIGN §6.3), and runs each analysis (context → redaction → model →
+//! validation → proposal) as a task of its own, at most `max_concurrent` at a time.
+//!
+//! Counting is in memory and written to the incident store once a second in one transaction:
+//! an error storm of a million entries is a million map updates, not a million SQLite writes.
+//! Decisions and their outcomes are written at once, so a restart neither repeats an analysis
+//! nor loses one that was under way (an `analysing` incident found at start resumes; the model
+//! cache answers it without a new request).
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::context::{self, ContextBudget, FrameRef, PathMap};
+use super::incident::{ChangeRequestRef, Incident, IncidentState, IncidentStore};
+use super::model::service::ModelService;
+use super::prompt;
+use super::redact::Redactor;
+use super::report;
+use super::repository::RepositoryClient;
+use super::validate::{FileSource, Validator};
+use super::{ProposedFix, Solution};
+use crate::event::{LogEntry, Value, encode_json};
+use crate::fingerprint::Fingerprinter;
+use crate::fingerprint::template::MinerConfig;
+use crate::metrics::MetricsCollector;
+use crate::time::Timestamp;
+
+/// When and how much to act.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Occurrences of one fingerprint within `window` before acting.
+    pub min_occurrences: u64,
+    pub window: Duration,
+    /// Never act twice on one fingerprint within this.
+    pub cooldown: Duration,
+    pub max_concurrent: usize,
+    /// Model requests started per hour, at most.
+    pub max_requests_per_hour: u32,
+    pub path_map: PathMap,
+    /// Repository path prefix of the code (a monorepo's subfolder).
+    pub base_path: String,
+    pub budget: ContextBudget,
+    /// Attempts of a failing incident before it stays failed.
+    pub max_attempts: u32,
+    /// First wait before a failed incident is tried again (doubling each time).
+    pub retry_failed_after: Duration,
+    pub data_dir: PathBuf,
+}
+
+/// Proposes a validated solution (a branch, a pull or merge request).
+pub trait Proposer: Send + Sync {
+    fn propose<'a>(
+        &'a self,
+        incident: &'a Incident,
+        solution: &'a Solution,
+        redacted_trace: &'a str,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<ChangeRequestRef, String>> + Send + 'a>,
+    >;
+}
+
+/// What the engine needs to analyse; `model` is `None` in report-only mode.
+pub struct Services {
+    pub model: Option<ModelService>,
+    pub repository: Option<Arc<dyn RepositoryClient>>,
+    pub proposer: Option<Arc<dyn Proposer>>,
+    pub validator: Validator,
+    pub redactor: Redactor,
+    pub metrics: MetricsCollector,
+}
+
+/// How an analysis ended.
+#[derive(Debug)]
+enum Outcome {
+    Reported(PathBuf),
+    Proposed(Solution, ChangeRequestRef),
+    /// Validated, nowhere to propose it.
+    Solved(Solution),
+    Rejected {
+        reason: String,
+        fix: Option<ProposedFix>,
+    },
+    Failed(String),
+}
+
+struct Live {
+    incident: Incident,
+    window_start: Timestamp,
+    window_count: u64,
+    dirty: bool,
+}
+
+pub struct Remediator {
+    config: EngineConfig,
+    store: IncidentStore,
+    services: Arc<Services>,
+    live: HashMap<String, Live>,
+    in_flight: usize,
+    /// Start times of model requests in the last hour (the budget).
+    requests: VecDeque<Instant>,
+    outcomes: mpsc::UnboundedReceiver<(String, Outcome)>,
+    outcome_sender: mpsc::UnboundedSender<(String, Outcome)>,
+    fingerprinter: Fingerprinter,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Remediator {
+    /// Loads the incidents and resumes those an earlier run left `analysing`.
+    pub fn new(
+        config: EngineConfig,
+        store: IncidentStore,
+        services: Services,
+    ) -> Result<Self, String> {
+        let incidents = store.list().map_err(|error| error.to_string())?;
+        let (outcome_sender, outcomes) = mpsc::unbounded_channel();
+        let mut remediator = Remediator {
+            config,
+            store,
+            services: Arc::new(services),
+            live: HashMap::new(),
+            in_flight: 0,
+            requests: VecDeque::new(),
+            outcomes,
+            outcome_sender,
+            fingerprinter: Fingerprinter::new(
+                crate::fingerprint::DEFAULT_FRAMES,
+                MinerConfig::default(),
+            ),
+            tasks: tokio::task::JoinSet::new(),
+        };
+        let mut interrupted = Vec::new();
+        for incident in incidents {
+            if incident.state == IncidentState::Analysing {
+                interrupted.push(incident.fingerprint.clone());
+            }
+            remediator.live.insert(
+                incident.fingerprint.clone(),
+                Live {
+                    window_start: incident.last_seen,
+                    window_count: 0,
+                    dirty: false,
+                    incident,
+                },
+            );
+        }
+        for fingerprint in interrupted {
+            tracing::info!(%fingerprint, "resuming an analysis interrupted by a restart");
+            remediator.start(&fingerprint);
+        }
+        remediator.update_gauges();
+        Ok(remediator)
+    }
+
+    /// Counts one entry and acts if its incident is due.
+    pub fn observe(&mut self, entry: &LogEntry) {
+        let fingerprint = match entry
+            .metadata
+            .get("fingerprint")
+            .and_then(Value::as_str_lossy)
+        {
+            Some(fingerprint) => fingerprint.into_owned(),
+            None => self.fingerprinter.fingerprint(entry).hex,
+        };
+        let timestamp = entry.timestamp;
+        let window = self.config.window.as_nanos() as i64;
+        let live = match self.live.get_mut(&fingerprint) {
+            Some(live) => live,
+            None => {
+                let incident = new_incident(&fingerprint, entry, &mut self.fingerprinter);
+                self.live.insert(
+                    fingerprint.clone(),
+                    Live {
+                        window_start: timestamp,
+                        window_count: 0,
+                        dirty: true,
+                        incident,
+                    },
+                );
+                self.live.get_mut(&fingerprint).expect("just inserted")
+            }
+        };
+        let incident = &mut live.incident;
+        incident.count += 1;
+        incident.last_seen = incident.last_seen.max(timestamp);
+        incident.first_seen = incident.first_seen.min(timestamp);
+        if !incident.nodes.contains(&*entry.node_id) {
+            incident.nodes.insert(entry.node_id.to_string());
+        }
+        if timestamp.0 - live.window_start.0 > window {
+            live.window_start = timestamp;
+            live.window_count = 0;
+        }
+        live.window_count += 1;
+        live.dirty = true;
+        if self.is_due(&fingerprint, Instant::now()) {
+            self.start(&fingerprint);
+        }
+    }
+
+    fn is_due(&self, fingerprint: &str, now: Instant) -> bool {
+        let Some(live) = self.live.get(fingerprint) else {
+            return false;
+        };
+        let incident = &live.incident;
+        let state_allows = match incident.state {
+            IncidentState::Open => incident
+                .last_action_at
+                .is_none_or(|at| elapsed_since(at) >= self.config.cooldown),
+            IncidentState::Failed => {
+                incident.attempts < self.config.max_attempts
+                    && incident
+                        .next_attempt_at
+                        .is_none_or(|at| at <= Timestamp::now())
+            }
+            IncidentState::Analysing | IncidentState::Proposed | IncidentState::Rejected => false,
+        };
+        state_allows
+            && live.window_count >= self.config.min_occurrences
+            && self.in_flight < self.config.max_concurrent.max(1)
+            && self.within_budget(now)
+    }
+
+    fn within_budget(&self, now: Instant) -> bool {
+        if self.services.model.is_none() {
+            return true;
+        }
+        let hour = Duration::from_secs(3600);
+        let recent = self
+            .requests
+            .iter()
+            .filter(|at| now.duration_since(**at) < hour)
+            .count();
+        recent < self.config.max_requests_per_hour as usize
+    }
+
+    /// Marks the incident `analysing` (written at once) and starts its analysis.
+    fn start(&mut self, fingerprint: &str) {
+        let Some(live) = self.live.get_mut(fingerprint) else {
+            return;
+        };
+        live.incident.state = IncidentState::Analysing;
+        live.incident.attempts += 1;
+        live.incident.last_action_at = Some(Timestamp::now());
+        live.dirty = false;
+        if let Err(error) = self.store.save(&[&live.incident]) {
+            tracing::warn!(%error, "cannot write the incident");
+        }
+        let now = Instant::now();
+        self.requests
+            .retain(|at| now.duration_since(*at) < Duration::from_secs(3600));
+        if self.services.model.is_some() {
+            self.requests.push_back(now);
+        }
+        self.in_flight += 1;
+        let incident = live.incident.clone();
+        let services = self.services.clone();
+        let config = self.config.clone();
+        let sender = self.outcome_sender.clone();
+        self.tasks.spawn(async move {
+            let fingerprint = incident.fingerprint.clone();
+            let outcome = analyse(&config, &services, &incident).await;
+            let _ = sender.send((fingerprint, outcome));
+        });
+        self.update_gauges();
+    }
+
+    /// Writes what changed, applies finished analyses, starts incidents that became due.
+    pub fn tick(&mut self) {
+        while let Ok((fingerprint, outcome)) = self.outcomes.try_recv() {
+            self.apply(&fingerprint, outcome);
+        }
+        let now = Instant::now();
+        let waiting: Vec<String> = self
+            .live
+            .iter()
+            .filter(|(_, live)| {
+                matches!(
+                    live.incident.state,
+                    IncidentState::Open | IncidentState::Failed
+                )
+            })
+            .map(|(fingerprint, _)| fingerprint.clone())
+            .collect();
+        for fingerprint in waiting {
+            if self.is_due(&fingerprint, now) {
+                self.start(&fingerprint);
+            }
+        }
+        let dirty: Vec<&Incident> = self
+            .live
+            .values()
+            .filter(|live| live.dirty)
+            .map(|live| &live.incident)
+            .collect();
+        if !dirty.is_empty() {
+            match self.store.save(&dirty) {
+                Ok(()) => self.live.values_mut().for_each(|live| live.dirty = false),
+                Err(error) => tracing::warn!(%error, "cannot write incidents"),
+            }
+        }
+        self.update_gauges();
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Waits up to `timeout` for analyses under way, then writes everything.
+    pub async fn shutdown(mut self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.in_flight > 0 {
+            match tokio::time::timeout_at(deadline, self.outcomes.recv()).await {
+                Ok(Some((fingerprint, outcome))) => self.apply(&fingerprint, outcome),
+                _ => break,
+            }
+        }
+        self.tick();
+        self.tasks.abort_all();
+    }
+
+    fn apply(&mut self, fingerprint: &str, outcome: Outcome) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let Some(live) = self.live.get_mut(fingerprint) else {
+            return;
+        };
+        let incident = &mut live.incident;
+        match outcome {
+            Outcome::Reported(path) => {
+                incident.state = IncidentState::Open;
+                incident.reason = Some(format!(
+                    "report-only (no model configured): {}",
+                    path.display()
+                ));
+            }
+            Outcome::Proposed(solution, change_request) => {
+                incident.state = IncidentState::Proposed;
+                incident.solution = serde_json::to_value(&solution).ok();
+                incident.change_request = Some(change_request);
+                incident.reason = None;
+            }
+            Outcome::Solved(solution) => {
+                incident.state = IncidentState::Proposed;
+                incident.solution = serde_json::to_value(&solution).ok();
+                incident.reason = Some("validated; no repository to propose it to".to_string());
+            }
+            Outcome::Rejected { reason, fix } => {
+                incident.state = IncidentState::Rejected;
+                incident.solution = fix.and_then(|fix| serde_json::to_value(fix).ok());
+                incident.reason = Some(reason);
+            }
+            Outcome::Failed(reason) => {
+                incident.state = IncidentState::Failed;
+                let doubling = 2u32.saturating_pow(incident.attempts.saturating_sub(1).min(10));
+                let wait = self.config.retry_failed_after.saturating_mul(doubling);
+                incident.next_attempt_at = Some(Timestamp::now().saturating_add(wait));
+                incident.reason = Some(reason);
+            }
+        }
+        tracing::info!(
+            fingerprint,
+            state = incident.state.as_str(),
+            reason = incident.reason.as_deref().unwrap_or(""),
+            "incident analysed"
+        );
+        if let Err(error) = self.store.save(&[incident]) {
+            tracing::warn!(%error, "cannot write the incident");
+        }
+        live.dirty = false;
+        self.update_gauges();
+    }
+
+    fn update_gauges(&self) {
+        let gauges = &self.services.metrics.remediation().incidents;
+        for state in IncidentState::ALL {
+            let count = self
+                .live
+                .values()
+                .filter(|live| live.incident.state == state)
+                .count();
+            gauges
+                .with_label_values(&[state.as_str()])
+                .set(count as i64);
+        }
+    }
+}
+
+fn elapsed_since(at: Timestamp) -> Duration {
+    Duration::from_nanos(Timestamp::now().0.saturating_sub(at.0).max(0) as u64)
+}
+
+/// A new incident from its first entry.
+fn new_incident(
+    fingerprint: &str,
+    entry: &LogEntry,
+    fingerprinter: &mut Fingerprinter,
+) -> Incident {
+    let text = |key: &str| {
+        entry
+            .metadata
+            .get(key)
+            .and_then(Value::as_str_lossy)
+            .map(|t| t.into_owned())
+    };
+    let title = text("template").unwrap_or_else(|| fingerprinter.fingerprint(entry).template);
+    let top_frame = context::frames_of(entry).into_iter().next().map(|frame| {
+        let location = match frame.line {
+            Some(line) => format!("{}:{line}", frame.file),
+            None => frame.file.clone(),
+        };
+        match frame.function {
+            Some(function) => format!("{function} ({location})"),
+            None => location,
+        }
+    });
+    let mut sample = Vec::new();
+    encode_json(entry, &mut sample);
+    Incident {
+        fingerprint: fingerprint.to_string(),
+        title,
+        state: IncidentState::Open,
+        count: 0,
+        first_seen: entry.timestamp,
+        last_seen: entry.timestamp,
+        nodes: Default::default(),
+        exception: text("exception"),
+        top_frame,
+        sample: serde_json::from_slice(&sample).unwrap_or(serde_json::Value::Null),
+        solution: None,
+        reason: None,
+        change_request: None,
+        attempts: 0,
+        last_action_at: None,
+        next_attempt_at: None,
+    }
+}
+
+/// The trace of a sample entry (its `error_trace`, else its message).
+fn sample_trace(sample: &serde_json::Value) -> String {
+    sample["error_trace"]
+        .as_str()
+        .or_else(|| sample["message"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The frames of a sample entry's JSON.
+fn sample_frames(sample: &serde_json::Value) -> Vec<FrameRef> {
+    let mut frames: Vec<FrameRef> = sample["metadata"]["frames"]
+        .as_array()
+        .map(|frames| {
+            frames
+                .iter()
+                .filter_map(|frame| {
+                    Some(FrameRef {
+                        file: frame["file"].as_str()?.to_string(),
+                        line: frame["line"]
+                            .as_u64()
+                            .and_then(|line| u32::try_from(line).ok()),
+                        function: frame["function"].as_str().map(str::to_string),
+                        in_app: frame["in_app"].as_bool().unwrap_or(false),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    frames.sort_by_key(|frame| !frame.in_app);
+    frames
+}
+
+/// Files an answer's edits touch, read before validation (validation itself is synchronous).
+struct Prefetched(HashMap<String, Option<String>>);
+
+impl FileSource for Prefetched {
+    fn read(&self, path: &str) -> Result<Option<String>, String> {
+        self.0
+            .get(path)
+            .cloned()
+            .ok_or_else(|| format!("{path} was not read from the repository"))
+    }
+}
+
+async fn analyse(config: &EngineConfig, services: &Services, incident: &Incident) -> Outcome {
+    let trace = sample_trace(&incident.sample);
+    let frames = sample_frames(&incident.sample);
+    let snippets = match &services.repository {
+        Some(repository) => {
+            match context::gather(
+                &frames,
+                repository.as_ref(),
+                &config.path_map,
+                &config.base_path,
+                config.budget,
+            )
+            .await
+            {
+                Ok(snippets) => snippets,
+                Err(error) => return Outcome::Failed(format!("reading the repository: {error}")),
+            }
+        }
+        None => Vec::new(),
+    };
+    let redact = |text: &str| services.redactor.redact(text).text;
+    // Source code leaves the machine too (in the prompt, in reports): redacted like log text.
+    let snippets: Vec<context::Snippet> = snippets
+        .into_iter()
+        .map(|mut snippet| {
+            snippet.text = redact(&snippet.text);
+            snippet
+        })
+        .collect();
+    let request = prompt::build(incident, &trace, &snippets, &redact);
+    let redacted_trace = redact(&trace);
+    let Some(model) = &services.model else {
+        return match report::write_report(
+            &config.data_dir,
+            incident,
+            &redacted_trace,
+            &snippets,
+            &request,
+        ) {
+            Ok(path) => Outcome::Reported(path),
+            Err(error) => Outcome::Failed(format!("writing the report: {error}")),
+        };
+    };
+    let response = match model.solve(&request).await {
+        Ok((response, _cached)) => response,
+        Err(error)
+            if !error.is_retryable() && matches!(error, super::model::ModelError::Malformed(_)) =>
+        {
+            return Outcome::Rejected {
+                reason: format!("the model's answer was rejected: {error}"),
+                fix: None,
+            };
+        }
+        Err(error) => return Outcome::Failed(format!("model request failed: {error}")),
+    };
+    let fix = response.fix;
+    let mut files = HashMap::new();
+    for edit in &fix.edits {
+        if files.contains_key(&edit.path) {
+            continue;
+        }
+        let content = match &services.repository {
+            Some(repository) => match repository.get_file(&edit.path).await {
+                Ok(content) => content,
+                Err(error) => return Outcome::Failed(format!("reading {}: {error}", edit.path)),
+            },
+            None => None,
+        };
+        files.insert(edit.path.clone(), content);
+    }
+    let solution =
+        match model
+            .provider()
+            .validate_solution(&fix, &services.validator, &Prefetched(files))
+        {
+            Ok(solution) => solution,
+            Err(rejection) => {
+                return Outcome::Rejected {
+                    reason: rejection.to_string(),
+                    fix: Some(fix),
+                };
+            }
+        };
+    match &services.proposer {
+        Some(proposer) => match proposer.propose(incident, &solution, &redacted_trace).await {
+            Ok(change_request) => Outcome::Proposed(solution, change_request),
+            Err(error) => Outcome::Failed(format!("proposing the change: {error}")),
+        },
+        None => Outcome::Solved(solution),
+    }
+}

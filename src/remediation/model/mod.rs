@@ -1,0 +1,249 @@
+//! Asking a language model for a fix: the seed's `ModelProvider` trait, one file per provider,
+//! and the `ModelService` that adds caching, retries and a circuit breaker around one.
+
+pub mod anthropic;
+pub mod openai;
+pub mod service;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::ProposedFix;
+use super::Solution;
+use super::validate::{FileSource, Rejection, Validator};
+
+/// What is sent: the instructions, the incident with its context, and the answer's schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRequest {
+    pub system: String,
+    pub prompt: String,
+    pub schema: serde_json::Value,
+}
+
+/// A parsed answer and what it cost.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelResponse {
+    pub fix: ProposedFix,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub model: String,
+}
+
+/// Who answers and within which limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub provider: &'static str,
+    pub model: String,
+    pub max_output_tokens: u32,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ModelError {
+    #[error("HTTP {status}: {message}")]
+    Http {
+        status: u16,
+        message: String,
+        /// From `retry-after-ms` or `retry-after`.
+        retry_after: Option<Duration>,
+    },
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("network: {0}")]
+    Network(String),
+    /// The answer is not a fix in the schema: retrying the same question will not help.
+    #[error("malformed answer: {0}")]
+    Malformed(String),
+    #[error("circuit open after repeated failures; next try in {0:?}")]
+    CircuitOpen(Duration),
+    #[error("model budget used up ({0} requests per hour)")]
+    Budget(u32),
+}
+
+impl ModelError {
+    /// 408, 409, 429, 5xx (Anthropic's 529 among them), timeouts and network failures.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ModelError::Http { status, .. } => matches!(status, 408 | 409 | 429) || *status >= 500,
+            ModelError::Timeout(_) | ModelError::Network(_) => true,
+            ModelError::Malformed(_) | ModelError::CircuitOpen(_) | ModelError::Budget(_) => false,
+        }
+    }
+
+    pub fn status_label(&self) -> &'static str {
+        match self {
+            ModelError::Http { status: 429, .. } => "rate_limited",
+            ModelError::Http { .. } => "http_error",
+            ModelError::Timeout(_) => "timeout",
+            ModelError::Network(_) => "network_error",
+            ModelError::Malformed(_) => "malformed",
+            ModelError::CircuitOpen(_) => "circuit_open",
+            ModelError::Budget(_) => "budget",
+        }
+    }
+}
+
+pub type ModelFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<ModelResponse, ModelError>> + Send + 'a>>;
+
+/// The seed's `ModelProvider`.
+pub trait ModelProvider: Send + Sync {
+    fn generate_solution<'a>(&'a self, request: &'a ModelRequest) -> ModelFuture<'a>;
+
+    /// Checks an answer against the repository's files; local, never calls the model.
+    fn validate_solution(
+        &self,
+        fix: &ProposedFix,
+        validator: &Validator,
+        files: &dyn FileSource,
+    ) -> Result<Solution, Rejection> {
+        validator.validate(fix, files)
+    }
+
+    fn model_info(&self) -> ModelInfo;
+}
+
+/// The JSON schema of a `ProposedFix` (strict: every property required, nothing else).
+pub fn fix_schema() -> serde_json::Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "summary": {"type": "string", "description": "One sentence: what the change does."},
+            "root_cause": {"type": "string", "description": "Why the error happens."},
+            "confidence": {"type": "number", "description": "0 to 1: how sure you are that the edits fix it safely."},
+            "edits": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "path": {"type": "string", "description": "Repository-relative path of a file shown."},
+                        "old": {"type": "string", "description": "Exact text found once in the file; empty to create a file."},
+                        "new": {"type": "string", "description": "The replacement text."}
+                    },
+                    "required": ["path", "old", "new"],
+                    "additionalProperties": false
+                }
+            }
+        },
+        "required": ["summary", "root_cause", "confidence", "edits"],
+        "additionalProperties": false
+    })
+}
+
+/// A fix from a model's text: plain JSON, a fenced ```json block, or the outermost `{…}` in
+/// prose (servers that ignore the schema answer in all three ways).
+pub fn parse_fix(text: &str) -> Result<ProposedFix, ModelError> {
+    let trimmed = text.trim();
+    let candidates = [
+        Some(trimmed),
+        fenced_block(trimmed),
+        trimmed
+            .find('{')
+            .zip(trimmed.rfind('}'))
+            .filter(|(start, end)| start < end)
+            .map(|(start, end)| &trimmed[start..=end]),
+    ];
+    let mut last_error = String::from("no JSON object in the answer");
+    for candidate in candidates.into_iter().flatten() {
+        match serde_json::from_str::<ProposedFix>(candidate) {
+            Ok(fix) => return Ok(fix),
+            Err(error) => last_error = error.to_string(),
+        }
+    }
+    Err(ModelError::Malformed(last_error))
+}
+
+fn fenced_block(text: &str) -> Option<&str> {
+    let start = text.find("```")?;
+    let after = &text[start + 3..];
+    let body_start = after.find('\n')? + 1;
+    let body = &after[body_start..];
+    let end = body.find("```")?;
+    Some(body[..end].trim())
+}
+
+/// `retry-after-ms` (milliseconds) or `retry-after` (seconds; an HTTP date is not honoured).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(millis) = value("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        return Some(Duration::from_secs_f64(millis.max(0.0) / 1000.0));
+    }
+    value("retry-after")
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|seconds| Duration::from_secs_f64(seconds.max(0.0)))
+}
+
+/// Maps a transport error.
+pub fn transport_error(error: reqwest::Error, timeout: Duration) -> ModelError {
+    if error.is_timeout() {
+        ModelError::Timeout(timeout)
+    } else {
+        ModelError::Network(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIX: &str = r#"{"summary":"guard","root_cause":"zero","confidence":0.8,"edits":[{"path":"a.py","old":"x","new":"y"}]}"#;
+
+    #[test]
+    fn parses_plain_fenced_and_embedded_answers() {
+        assert_eq!(parse_fix(FIX).unwrap().edits.len(), 1);
+        assert_eq!(
+            parse_fix(&format!("Here it is:\n```json\n{FIX}\n```\nDone."))
+                .unwrap()
+                .summary,
+            "guard"
+        );
+        assert_eq!(
+            parse_fix(&format!("Sure! {FIX} Hope it helps"))
+                .unwrap()
+                .confidence,
+            0.8
+        );
+        assert!(matches!(
+            parse_fix("I cannot help with that."),
+            Err(ModelError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_fix(r#"{"summary": "x"}"#),
+            Err(ModelError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn retry_after_headers() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("retry-after", "2".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        headers.insert("retry-after-ms", "150".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(150)));
+    }
+
+    #[test]
+    fn which_errors_are_retried() {
+        let http = |status| ModelError::Http {
+            status,
+            message: String::new(),
+            retry_after: None,
+        };
+        assert!(
+            http(429).is_retryable()
+                && http(503).is_retryable()
+                && http(529).is_retryable()
+                && http(408).is_retryable()
+        );
+        assert!(!http(400).is_retryable() && !http(401).is_retryable());
+        assert!(!ModelError::Malformed(String::new()).is_retryable());
+    }
+}

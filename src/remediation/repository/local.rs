@@ -1,0 +1,415 @@
+//! `provider = "local"`: a git repository on disk, read through the real `git` at the base
+//! branch's commit (not the work tree, which may hold uncommitted edits).
+//!
+//! A fix is proposed as a branch `tailfix/<fingerprint12>` holding one commit, made with git
+//! plumbing on a temporary index (`read-tree`, `hash-object`, `update-index`, `write-tree`,
+//! `commit-tree`, `update-ref`): the user's work tree, index and current branch are never
+//! touched. The "change request" is that branch and a Markdown file describing it in
+//! `data_dir/incidents/`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use super::{RepoFuture, RepositoryClient, RepositoryError};
+use crate::remediation::engine::Proposer;
+use crate::remediation::incident::{ChangeRequestRef, Incident};
+use crate::remediation::{Solution, proposal};
+
+/// The author and committer of proposed commits.
+const AUTHOR: (&str, &str) = ("tailfix", "tailfix@localhost");
+
+pub struct LocalRepository {
+    path: PathBuf,
+    /// The base branch; `HEAD` when it does not exist.
+    branch: String,
+}
+
+impl LocalRepository {
+    pub fn new(path: PathBuf, branch: String) -> Self {
+        LocalRepository { path, branch }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Runs `git -C <repo> args…`; returns stdout, or `None` when git exits non-zero.
+    async fn git(&self, args: &[&str]) -> Result<Option<Vec<u8>>, RepositoryError> {
+        let output = Command::new("git")
+            .arg("-C")
+            .arg(&self.path)
+            .args(args)
+            .output()
+            .await
+            .map_err(|error| RepositoryError::Command {
+                command: format!("git {}", args.join(" ")),
+                message: error.to_string(),
+            })?;
+        Ok(output.status.success().then_some(output.stdout))
+    }
+
+    /// Runs git with extra environment and optional stdin; fails on a non-zero exit.
+    async fn git_checked(
+        &self,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+        stdin: Option<&[u8]>,
+    ) -> Result<Vec<u8>, RepositoryError> {
+        let command_text = || format!("git {}", args.join(" "));
+        let mut command = Command::new("git");
+        command
+            .arg("-C")
+            .arg(&self.path)
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().map_err(|error| RepositoryError::Command {
+            command: command_text(),
+            message: error.to_string(),
+        })?;
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(input)
+                .await
+                .map_err(|error| RepositoryError::Command {
+                    command: command_text(),
+                    message: error.to_string(),
+                })?;
+        }
+        let output = child
+            .wait_with_output()
+            .await
+            .map_err(|error| RepositoryError::Command {
+                command: command_text(),
+                message: error.to_string(),
+            })?;
+        if output.status.success() {
+            Ok(output.stdout)
+        } else {
+            Err(RepositoryError::Command {
+                command: command_text(),
+                message: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            })
+        }
+    }
+
+    /// The commit a branch points to, if the branch exists.
+    pub async fn branch_commit(&self, branch: &str) -> Result<Option<String>, RepositoryError> {
+        let reference = format!("refs/heads/{branch}");
+        Ok(self
+            .git(&["rev-parse", "--verify", "--quiet", &reference])
+            .await?
+            .map(|out| String::from_utf8_lossy(&out).trim().to_string()))
+    }
+
+    /// Creates `branch` at a new commit on top of the base branch holding `solution`'s changes.
+    /// The work tree and the repository's index are left alone. Fails if the branch exists.
+    pub async fn commit_to_new_branch(
+        &self,
+        branch: &str,
+        solution: &Solution,
+        message: &str,
+    ) -> Result<String, RepositoryError> {
+        let base = self.base_commit().await?;
+        let index = std::env::temp_dir().join(format!(
+            "tailfix-index-{}-{}",
+            std::process::id(),
+            crate::time::Timestamp::now().0
+        ));
+        let result = self
+            .commit_with_index(&index, &base, branch, solution, message)
+            .await;
+        let _ = std::fs::remove_file(&index);
+        result
+    }
+
+    async fn commit_with_index(
+        &self,
+        index: &std::path::Path,
+        base: &str,
+        branch: &str,
+        solution: &Solution,
+        message: &str,
+    ) -> Result<String, RepositoryError> {
+        let index_env = [("GIT_INDEX_FILE", index.as_os_str())];
+        self.git_checked(&["read-tree", base], &index_env, None)
+            .await?;
+        for change in &solution.changes {
+            let blob = self
+                .git_checked(
+                    &["hash-object", "-w", "--stdin"],
+                    &[],
+                    Some(change.content.as_bytes()),
+                )
+                .await?;
+            let blob = String::from_utf8_lossy(&blob).trim().to_string();
+            // Keep an existing file's mode (an executable script stays executable).
+            let listing = self
+                .git_checked(&["ls-tree", base, "--", &change.path], &[], None)
+                .await?;
+            let mode = String::from_utf8_lossy(&listing)
+                .split_whitespace()
+                .next()
+                .filter(|mode| mode.starts_with("100"))
+                .unwrap_or("100644")
+                .to_string();
+            let entry = format!("{mode},{blob},{}", change.path);
+            self.git_checked(
+                &["update-index", "--add", "--cacheinfo", &entry],
+                &index_env,
+                None,
+            )
+            .await?;
+        }
+        let tree = self.git_checked(&["write-tree"], &index_env, None).await?;
+        let tree = String::from_utf8_lossy(&tree).trim().to_string();
+        let identity = [
+            ("GIT_AUTHOR_NAME", std::ffi::OsStr::new(AUTHOR.0)),
+            ("GIT_AUTHOR_EMAIL", std::ffi::OsStr::new(AUTHOR.1)),
+            ("GIT_COMMITTER_NAME", std::ffi::OsStr::new(AUTHOR.0)),
+            ("GIT_COMMITTER_EMAIL", std::ffi::OsStr::new(AUTHOR.1)),
+        ];
+        let commit = self
+            .git_checked(
+                &["commit-tree", &tree, "-p", base, "-F", "-"],
+                &identity,
+                Some(message.as_bytes()),
+            )
+            .await?;
+        let commit = String::from_utf8_lossy(&commit).trim().to_string();
+        // The all-zero old value: create only, never move an existing branch.
+        let zero = "0".repeat(40);
+        self.git_checked(
+            &[
+                "update-ref",
+                &format!("refs/heads/{branch}"),
+                &commit,
+                &zero,
+            ],
+            &[],
+            None,
+        )
+        .await?;
+        Ok(commit)
+    }
+
+    /// The commit the base branch points to.
+    pub async fn base_commit(&self) -> Result<String, RepositoryError> {
+        for reference in [self.branch.as_str(), "HEAD"] {
+            if let Some(out) = self
+                .git(&[
+                    "rev-parse",
+                    "--verify",
+                    "--quiet",
+                    &format!("{reference}^{{commit}}"),
+                ])
+                .await?
+            {
+                return Ok(String::from_utf8_lossy(&out).trim().to_string());
+            }
+        }
+        Err(RepositoryError::Command {
+            command: "git rev-parse".to_string(),
+            message: format!(
+                "{} has no branch `{}` and no HEAD commit",
+                self.path.display(),
+                self.branch
+            ),
+        })
+    }
+}
+
+impl RepositoryClient for LocalRepository {
+    fn provider(&self) -> &'static str {
+        "local"
+    }
+
+    fn list_files(&self) -> RepoFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            let commit = self.base_commit().await?;
+            let out = self
+                .git(&["ls-tree", "-r", "-z", "--name-only", &commit])
+                .await?
+                .ok_or_else(|| RepositoryError::Command {
+                    command: "git ls-tree".to_string(),
+                    message: format!("cannot list {commit}"),
+                })?;
+            Ok(out
+                .split(|b| *b == 0)
+                .filter(|name| !name.is_empty())
+                .map(|name| String::from_utf8_lossy(name).into_owned())
+                .collect())
+        })
+    }
+
+    fn get_file<'a>(&'a self, path: &'a str) -> RepoFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let commit = self.base_commit().await?;
+            let object = format!("{commit}:{path}");
+            // `cat-file -e` tells a missing file from a failing git.
+            if self.git(&["cat-file", "-e", &object]).await?.is_none() {
+                return Ok(None);
+            }
+            let content = self
+                .git(&["cat-file", "blob", &object])
+                .await?
+                .ok_or_else(|| RepositoryError::Command {
+                    command: "git cat-file".to_string(),
+                    message: format!("cannot read {object}"),
+                })?;
+            Ok(Some(String::from_utf8_lossy(&content).into_owned()))
+        })
+    }
+}
+
+/// Proposes fixes as branches of a local repository (and a Markdown file per proposal).
+pub struct LocalProposer {
+    repository: Arc<LocalRepository>,
+    data_dir: PathBuf,
+}
+
+impl LocalProposer {
+    pub fn new(repository: Arc<LocalRepository>, data_dir: PathBuf) -> Self {
+        LocalProposer {
+            repository,
+            data_dir,
+        }
+    }
+
+    fn reference(&self, branch: &str) -> ChangeRequestRef {
+        ChangeRequestRef {
+            id: branch.to_string(),
+            url: format!("file://{}#{branch}", self.repository.path.display()),
+        }
+    }
+
+    async fn propose_local(
+        &self,
+        incident: &Incident,
+        solution: &Solution,
+        redacted_trace: &str,
+    ) -> Result<ChangeRequestRef, String> {
+        let branch = proposal::branch_name(&incident.fingerprint);
+        if self
+            .repository
+            .branch_commit(&branch)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            // Proposed before (another run, another replica): never twice.
+            return Ok(self.reference(&branch));
+        }
+        let mut originals = std::collections::HashMap::new();
+        for change in &solution.changes {
+            let content = self
+                .repository
+                .get_file(&change.path)
+                .await
+                .map_err(|e| e.to_string())?;
+            originals.insert(change.path.clone(), content);
+        }
+        let diff = proposal::diff(solution, &|path| originals.get(path).cloned().flatten());
+        let message = proposal::commit_message(incident, solution);
+        match self
+            .repository
+            .commit_to_new_branch(&branch, solution, &message)
+            .await
+        {
+            Ok(_) => {}
+            // Another writer made it between our check and our update: theirs stands.
+            Err(error)
+                if self
+                    .repository
+                    .branch_commit(&branch)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some() =>
+            {
+                tracing::info!(%error, %branch, "branch already exists");
+            }
+            Err(error) => return Err(error.to_string()),
+        }
+        let body = proposal::body(incident, solution, redacted_trace, &diff);
+        let dir = self.data_dir.join("incidents");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let text = format!(
+            "# {}\n\nBranch `{branch}` in `{}`.\n\n{body}",
+            proposal::title(incident),
+            self.repository.path.display()
+        );
+        std::fs::write(
+            dir.join(format!("{}-change-request.md", incident.fingerprint)),
+            text,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(self.reference(&branch))
+    }
+}
+
+impl Proposer for LocalProposer {
+    fn propose<'a>(
+        &'a self,
+        incident: &'a Incident,
+        solution: &'a Solution,
+        redacted_trace: &'a str,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<ChangeRequestRef, String>> + Send + 'a>,
+    > {
+        Box::pin(self.propose_local(incident, solution, redacted_trace))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &std::path::Path, args: &[&str]) {
+        let status = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.test")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.test")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    #[tokio::test]
+    async fn reads_the_committed_files_of_the_base_branch() {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q", "-b", "main"]);
+        std::fs::create_dir_all(dir.path().join("src")).unwrap();
+        std::fs::write(
+            dir.path().join("src/cart.py"),
+            "def total():\n    return 1\n",
+        )
+        .unwrap();
+        git(dir.path(), &["add", "."]);
+        git(dir.path(), &["commit", "-q", "-m", "init"]);
+        // An uncommitted edit in the work tree is not what the base branch holds.
+        std::fs::write(dir.path().join("src/cart.py"), "edited\n").unwrap();
+        let repository = LocalRepository::new(dir.path().to_path_buf(), "main".to_string());
+        assert_eq!(repository.list_files().await.unwrap(), vec!["src/cart.py"]);
+        assert_eq!(
+            repository.get_file("src/cart.py").await.unwrap().as_deref(),
+            Some("def total():\n    return 1\n")
+        );
+        assert_eq!(repository.get_file("src/missing.py").await.unwrap(), None);
+    }
+}

@@ -1,0 +1,514 @@
+//! The remediation engine against local servers speaking the model APIs, without the rest of
+//! the pipeline: malformed and unsafe answers are rejected with their reason and nothing is
+//! written; 429/503/529 and timeouts are retried within limits, then the incident fails and is
+//! tried again later; the circuit breaker opens and closes; a restart does not ask again; an
+//! error storm of a million entries makes one request per bug.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::fake_model::{FakeServer, Reply, anthropic_reply, error_reply, openai_reply};
+use common::shop_repo::{self, fix_json};
+use serde_json::json;
+use tailfix::event::{Level, LogEntry, Value};
+use tailfix::metrics::MetricsCollector;
+use tailfix::parse::trace::annotate;
+use tailfix::remediation::context::{ContextBudget, PathMap};
+use tailfix::remediation::engine::{EngineConfig, Remediator, Services};
+use tailfix::remediation::incident::{IncidentState, IncidentStore};
+use tailfix::remediation::model::ModelProvider;
+use tailfix::remediation::model::anthropic::AnthropicProvider;
+use tailfix::remediation::model::openai::OpenAiProvider;
+use tailfix::remediation::model::service::{BreakerPolicy, ModelService, RetryPolicy};
+use tailfix::remediation::redact::Redactor;
+use tailfix::remediation::repository::local::LocalRepository;
+use tailfix::remediation::validate::{Guard, Validator};
+use tailfix::state::StateStore;
+use tailfix::time::Timestamp;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    repo: std::path::PathBuf,
+    state: StateStore,
+    trace: String,
+    data_dir: std::path::PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = shop_repo::create(dir.path());
+    let log = dir.path().join("crash.log");
+    assert!(!shop_repo::run(&repo, &log, &[]));
+    let trace = std::fs::read_to_string(&log)
+        .unwrap()
+        .trim_end()
+        .to_string();
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    Fixture {
+        state: StateStore::open(&data_dir).unwrap(),
+        repo,
+        trace,
+        data_dir,
+        _dir: dir,
+    }
+}
+
+fn crash_entry(trace: &str, node: &str) -> LogEntry {
+    let text = Bytes::from(trace.to_string());
+    let mut entry = LogEntry::from_line(
+        text.clone(),
+        Arc::from("app"),
+        Arc::from(node),
+        Timestamp::now(),
+    );
+    entry.error_trace = Some(text);
+    annotate(&mut entry);
+    entry
+}
+
+enum Api {
+    OpenAi,
+    Anthropic,
+}
+
+struct Knobs {
+    retries: u32,
+    timeout: Duration,
+    breaker: BreakerPolicy,
+    retry_failed_after: Duration,
+    max_requests_per_hour: u32,
+    max_concurrent: usize,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            retries: 2,
+            timeout: Duration::from_secs(5),
+            breaker: BreakerPolicy {
+                threshold: 100,
+                open_for: Duration::from_secs(60),
+            },
+            retry_failed_after: Duration::from_secs(3600),
+            max_requests_per_hour: 1000,
+            max_concurrent: 4,
+        }
+    }
+}
+
+fn build_remediator(
+    fixture: &Fixture,
+    server: &FakeServer,
+    api: Api,
+    knobs: Knobs,
+    metrics: &MetricsCollector,
+) -> Remediator {
+    let client = tailfix::remediation::http::client(knobs.timeout).unwrap();
+    let provider: Arc<dyn ModelProvider> = match api {
+        Api::OpenAi => Arc::new(OpenAiProvider::new(
+            client,
+            &format!("{}/v1", server.base_url()),
+            Some("sk-test".into()),
+            "m".into(),
+            1024,
+            knobs.timeout,
+        )),
+        Api::Anthropic => Arc::new(AnthropicProvider::new(
+            client,
+            &server.base_url(),
+            Some("sk-ant".into()),
+            "m".into(),
+            1024,
+            knobs.timeout,
+        )),
+    };
+    let model = ModelService::new(
+        provider,
+        fixture.state.clone(),
+        RetryPolicy {
+            max_retries: knobs.retries,
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(100),
+            max_retry_after: Duration::from_secs(2),
+        },
+        knobs.breaker,
+        metrics.clone(),
+    );
+    let services = Services {
+        model: Some(model),
+        repository: Some(Arc::new(LocalRepository::new(
+            fixture.repo.clone(),
+            "main".to_string(),
+        ))),
+        proposer: None,
+        validator: Validator::new(Guard::default()).unwrap(),
+        redactor: Redactor::new(&[]).unwrap(),
+        metrics: metrics.clone(),
+    };
+    let config = EngineConfig {
+        min_occurrences: 1,
+        window: Duration::from_secs(600),
+        cooldown: Duration::from_secs(24 * 3600),
+        max_concurrent: knobs.max_concurrent,
+        max_requests_per_hour: knobs.max_requests_per_hour,
+        path_map: PathMap::default(),
+        base_path: String::new(),
+        budget: ContextBudget::default(),
+        max_attempts: 5,
+        retry_failed_after: knobs.retry_failed_after,
+        data_dir: fixture.data_dir.clone(),
+    };
+    Remediator::new(config, IncidentStore::new(fixture.state.clone()), services).unwrap()
+}
+
+/// Ticks until `done` holds for the incident (or panics after 20 s).
+async fn wait_until(
+    remediator: &mut Remediator,
+    store: &IncidentStore,
+    done: impl Fn(&tailfix::remediation::incident::Incident) -> bool,
+) -> tailfix::remediation::incident::Incident {
+    let started = Instant::now();
+    loop {
+        remediator.tick();
+        if let Some(incident) = store
+            .list()
+            .unwrap()
+            .into_iter()
+            .find(|incident| done(incident))
+        {
+            return incident;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "incident never reached the expected state: {:#?}",
+            store.list().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn repo_untouched(fixture: &Fixture) {
+    assert_eq!(
+        shop_repo::git(&fixture.repo, &["status", "--porcelain"]),
+        ""
+    );
+    assert_eq!(
+        shop_repo::git(&fixture.repo, &["branch", "--list"]).trim(),
+        "* main"
+    );
+    assert_eq!(
+        std::fs::read_to_string(fixture.repo.join("shop/cart.py")).unwrap(),
+        shop_repo::CART_PY
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_unsafe_answers_are_rejected_with_their_reason() {
+    let with_edit = |path: &str, old: &str| {
+        json!({"summary": "s", "root_cause": "r", "confidence": 0.9, "edits": [{"path": path, "old": old, "new": "x = 1"}]}).to_string()
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "not JSON",
+            "I think you should add a check somewhere.".to_string(),
+            "malformed",
+        ),
+        (
+            "wrong schema",
+            json!({"summary": "s", "fix": "add a check"}).to_string(),
+            "malformed",
+        ),
+        (
+            "old text not in the file",
+            with_edit("shop/cart.py", "return total // parts"),
+            "not found",
+        ),
+        (
+            "old text twice",
+            with_edit("shop/cart.py", "\n\n\ndef "),
+            "2 times",
+        ),
+        (
+            "path outside the repository",
+            with_edit("../escape.py", ""),
+            "escape",
+        ),
+        (
+            "path in .github",
+            with_edit(".github/workflows/ci.yml", ""),
+            ".github",
+        ),
+    ];
+    for (name, answer, reason) in cases {
+        let fixture = fixture();
+        let metrics = MetricsCollector::new();
+        let server = FakeServer::start(openai_reply(&answer));
+        let mut remediator =
+            build_remediator(&fixture, &server, Api::OpenAi, Knobs::default(), &metrics);
+        remediator.observe(&crash_entry(&fixture.trace, "node-a"));
+        let store = IncidentStore::new(fixture.state.clone());
+        let incident = wait_until(&mut remediator, &store, |i| {
+            i.state == IncidentState::Rejected
+        })
+        .await;
+        let stored = incident.reason.clone().unwrap_or_default();
+        assert!(
+            stored.to_lowercase().contains(&reason.to_lowercase()),
+            "{name}: reason `{stored}` should mention `{reason}`"
+        );
+        assert_eq!(
+            server.request_count(),
+            1,
+            "{name}: a rejected answer is not asked again"
+        );
+        repo_untouched(&fixture);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_overload_are_retried_then_succeed() {
+    let fixture = fixture();
+    let metrics = MetricsCollector::new();
+    let server = FakeServer::start(openai_reply(&fix_json().to_string()));
+    server.script([
+        error_reply(429, "rate limited").with_header("retry-after", "0.2"),
+        error_reply(503, "overloaded").with_header("retry-after-ms", "50"),
+    ]);
+    let mut remediator =
+        build_remediator(&fixture, &server, Api::OpenAi, Knobs::default(), &metrics);
+    let started = Instant::now();
+    remediator.observe(&crash_entry(&fixture.trace, "node-a"));
+    let store = IncidentStore::new(fixture.state.clone());
+    let incident = wait_until(&mut remediator, &store, |i| {
+        i.state == IncidentState::Proposed
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "retry-after was honoured"
+    );
+    assert_eq!(server.request_count(), 3);
+    let solution = incident.solution.unwrap();
+    assert_eq!(solution["changes"][0]["path"], "shop/cart.py");
+    assert!(
+        solution["changes"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("return total / parts if parts else 0")
+    );
+    assert_eq!(solution["changes"][0]["line_start"], 5);
+    let text = metrics.render();
+    assert!(
+        text.contains(
+            "tailfix_model_requests_total{provider=\"openai\",status=\"rate_limited\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("tailfix_model_requests_total{provider=\"openai\",status=\"http_error\"} 1")
+    );
+
+    // Anthropic's 529 (overloaded) is retried too.
+    let fixture = fixture_again();
+    let server = FakeServer::start(anthropic_reply(fix_json()));
+    server.script([Reply::json(
+        529,
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    )]);
+    let mut remediator = build_remediator(
+        &fixture,
+        &server,
+        Api::Anthropic,
+        Knobs::default(),
+        &metrics,
+    );
+    remediator.observe(&crash_entry(&fixture.trace, "node-a"));
+    let store = IncidentStore::new(fixture.state.clone());
+    wait_until(&mut remediator, &store, |i| {
+        i.state == IncidentState::Proposed
+    })
+    .await;
+    assert_eq!(server.request_count(), 2);
+}
+
+fn fixture_again() -> Fixture {
+    fixture()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_fail_the_incident_which_is_tried_again_later() {
+    let fixture = fixture();
+    let metrics = MetricsCollector::new();
+    let server =
+        FakeServer::start(openai_reply(&fix_json().to_string()).delayed(Duration::from_secs(3)));
+    let knobs = Knobs {
+        retries: 1,
+        timeout: Duration::from_millis(300),
+        retry_failed_after: Duration::from_millis(800),
+        ..Knobs::default()
+    };
+    let mut remediator = build_remediator(&fixture, &server, Api::OpenAi, knobs, &metrics);
+    remediator.observe(&crash_entry(&fixture.trace, "node-a"));
+    let store = IncidentStore::new(fixture.state.clone());
+    let failed = wait_until(&mut remediator, &store, |i| {
+        i.state == IncidentState::Failed
+    })
+    .await;
+    assert_eq!(server.request_count(), 2, "one try and one retry");
+    assert!(failed.reason.unwrap().contains("timed out"));
+    assert!(failed.next_attempt_at.is_some());
+    // The model answers in time now: the failed incident is retried after its wait.
+    server.set_fallback(openai_reply(&fix_json().to_string()));
+    let proposed = wait_until(&mut remediator, &store, |i| {
+        i.state == IncidentState::Proposed
+    })
+    .await;
+    assert_eq!(proposed.attempts, 2);
+    assert!(metrics.render().contains("status=\"timeout\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_circuit_breaker_opens_after_repeated_failures_and_closes_again() {
+    let fixture = fixture();
+    let metrics = MetricsCollector::new();
+    let server = FakeServer::start(error_reply(500, "internal error"));
+    let knobs = Knobs {
+        retries: 0,
+        breaker: BreakerPolicy {
+            threshold: 2,
+            open_for: Duration::from_millis(700),
+        },
+        retry_failed_after: Duration::from_millis(100),
+        ..Knobs::default()
+    };
+    let mut remediator = build_remediator(&fixture, &server, Api::OpenAi, knobs, &metrics);
+    remediator.observe(&crash_entry(&fixture.trace, "node-a"));
+    let store = IncidentStore::new(fixture.state.clone());
+    // Two failures open the breaker; the next attempt is refused without a request.
+    let open = wait_until(&mut remediator, &store, |i| {
+        i.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("circuit open"))
+    })
+    .await;
+    assert_eq!(open.state, IncidentState::Failed);
+    assert_eq!(server.request_count(), 2);
+    // Once it has been open long enough, one trial goes through and closes it.
+    server.set_fallback(openai_reply(&fix_json().to_string()));
+    wait_until(&mut remediator, &store, |i| {
+        i.state == IncidentState::Proposed
+    })
+    .await;
+    assert_eq!(server.request_count(), 3);
+    assert!(metrics.render().contains("status=\"circuit_open\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_the_model_answered_does_not_ask_again() {
+    let fixture = fixture();
+    let metrics = MetricsCollector::new();
+    let server = FakeServer::start(openai_reply(&fix_json().to_string()));
+    let store = IncidentStore::new(fixture.state.clone());
+    {
+        let mut remediator =
+            build_remediator(&fixture, &server, Api::OpenAi, Knobs::default(), &metrics);
+        remediator.observe(&crash_entry(&fixture.trace, "node-a"));
+        wait_until(&mut remediator, &store, |i| {
+            i.state == IncidentState::Proposed
+        })
+        .await;
+        remediator.shutdown(Duration::from_secs(1)).await;
+    }
+    assert_eq!(server.request_count(), 1);
+    // As if the process had died after the answer but before writing the outcome.
+    let mut incident = store.list().unwrap().remove(0);
+    incident.state = IncidentState::Analysing;
+    store.save(&[&incident]).unwrap();
+    let mut remediator =
+        build_remediator(&fixture, &server, Api::OpenAi, Knobs::default(), &metrics);
+    wait_until(&mut remediator, &store, |i| {
+        i.state == IncidentState::Proposed
+    })
+    .await;
+    remediator.observe(&crash_entry(&fixture.trace, "node-b"));
+    remediator.tick();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    remediator.tick();
+    assert_eq!(
+        server.request_count(),
+        1,
+        "the resumed analysis was answered from the cache; proposed incidents are not analysed again"
+    );
+    assert!(metrics.render().contains("status=\"cached\"} 1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_storm_of_a_million_entries_makes_one_request_per_bug() {
+    let fixture = fixture();
+    let metrics = MetricsCollector::new();
+    // Every answer is rejected (its `old` is in no file): what counts here is how often we ask.
+    let server = FakeServer::start(openai_reply(&json!({"summary": "s", "root_cause": "r", "confidence": 0.9, "edits": [{"path": "shop/cart.py", "old": "nowhere", "new": "x"}]}).to_string()));
+    let knobs = Knobs {
+        max_concurrent: 8,
+        ..Knobs::default()
+    };
+    let mut remediator = build_remediator(&fixture, &server, Api::OpenAi, knobs, &metrics);
+    let bugs: Vec<String> = (0..100).map(|bug| format!("{bug:032x}")).collect();
+    let nodes: Vec<Arc<str>> = (0..10)
+        .map(|node| Arc::from(format!("node-{node}")))
+        .collect();
+    let started = Instant::now();
+    for i in 0..1_000_000usize {
+        let bug = i % 100;
+        let mut entry = LogEntry::from_line(
+            Bytes::from(format!("payment {i} failed: bug {bug}")),
+            Arc::from("app"),
+            nodes[(i / 100) % 10].clone(),
+            Timestamp::now(),
+        );
+        entry.level = Level::Error;
+        entry
+            .metadata
+            .insert("fingerprint", Value::from(bugs[bug].clone()));
+        entry.metadata.insert(
+            "template",
+            Value::from(format!("payment <*> failed: bug {bug}")),
+        );
+        remediator.observe(&entry);
+        if i % 50_000 == 0 {
+            remediator.tick();
+        }
+    }
+    eprintln!("a million entries observed in {:?}", started.elapsed());
+    let store = IncidentStore::new(fixture.state.clone());
+    let wait = Instant::now();
+    while store
+        .list()
+        .unwrap()
+        .iter()
+        .filter(|i| i.state == IncidentState::Rejected)
+        .count()
+        < 100
+    {
+        remediator.tick();
+        assert!(
+            wait.elapsed() < Duration::from_secs(60),
+            "not every bug was analysed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    remediator.tick();
+    let incidents = store.list().unwrap();
+    assert_eq!(incidents.len(), 100);
+    assert_eq!(incidents.iter().map(|i| i.count).sum::<u64>(), 1_000_000);
+    assert!(incidents.iter().all(|i| i.nodes.len() == 10));
+    assert_eq!(
+        server.request_count(),
+        100,
+        "at most one model request per bug"
+    );
+}
