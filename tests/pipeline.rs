@@ -580,6 +580,8 @@ fn the_default_config_runs_as_is_and_prints_errors_to_the_console() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Killed if an assertion fails before the agent is stopped (it holds fixed ports).
+    let guard = KillOnDrop(child.id());
     let started = std::time::Instant::now();
     while common::http_get(9598, "/health")
         .map(|(status, _)| status)
@@ -611,6 +613,7 @@ fn the_default_config_runs_as_is_and_prints_errors_to_the_console() {
         .unwrap();
     assert!(status.success());
     let output = child.wait_with_output().unwrap();
+    std::mem::forget(guard);
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
     let messages: Vec<String> = stdout
@@ -635,4 +638,20 @@ fn the_default_config_runs_as_is_and_prints_errors_to_the_console() {
         dir.path().join("data").is_dir(),
         "data_dir is created where the agent runs"
     );
+    // Report-only remediation: each distinct error became an incident with a Markdown report.
+    let reports = std::fs::read_dir(dir.path().join("data/incidents"))
+        .map(|dir| dir.count())
+        .unwrap_or(0);
+    assert_eq!(reports, 2, "one report per distinct error");
+}
+
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg("-9")
+            .arg(self.0.to_string())
+            .status();
+    }
 }
