@@ -24,7 +24,10 @@ use crate::remediation::model::openai::OpenAiProvider;
 use crate::remediation::model::service::{BreakerPolicy, ModelService, RetryPolicy};
 use crate::remediation::redact::{Redactor, UserPattern};
 use crate::remediation::repository::RepositoryClient;
-use crate::remediation::repository::local::{LocalProposer, LocalRepository};
+use crate::remediation::repository::github::GitHubRepository;
+use crate::remediation::repository::gitlab::GitLabRepository;
+use crate::remediation::repository::local::LocalRepository;
+use crate::remediation::repository::service::RemoteRepositoryService;
 use crate::remediation::validate::{Guard, Validator};
 use crate::state::StateStore;
 
@@ -160,28 +163,63 @@ pub fn model_provider(model: &ModelConfig) -> Result<Option<Arc<dyn ModelProvide
     }
 }
 
-/// A repository's client and the proposer of fixes to it.
-pub type RepositoryServices = (Arc<dyn RepositoryClient>, Arc<dyn Proposer>);
-
-/// The repository client a repository config names, and the proposer of fixes to it.
+/// The repository client a repository config names.
 pub fn repository_client(
     repository: &RepositoryConfig,
     data_dir: &std::path::Path,
-) -> Result<Option<RepositoryServices>, BuildError> {
+) -> Result<Option<Arc<dyn RepositoryClient>>, BuildError> {
     match repository.provider.as_str() {
         "none" => Ok(None),
-        "local" => {
-            let local = Arc::new(LocalRepository::new(
-                repository.path.clone(),
-                repository.branch.clone(),
-            ));
-            let proposer = Arc::new(LocalProposer::new(local.clone(), data_dir.to_path_buf()));
-            Ok(Some((local, proposer)))
-        }
-        "github" | "gitlab" => Err(BuildError(format!(
-            "repository provider `{}` is not available in this version; use `local` or `none`",
-            repository.provider
+        "local" => Ok(Some(Arc::new(
+            LocalRepository::new(repository.path.clone(), repository.branch.clone())
+                .with_proposals_dir(data_dir.join("incidents")),
         ))),
+        "github" => {
+            let token = repository.token.expose().ok_or_else(|| {
+                BuildError("repository provider `github` needs a `token` (from the environment, e.g. ${GITHUB_TOKEN})".to_string())
+            })?;
+            if repository.owner.is_empty() || repository.name.is_empty() {
+                return Err(BuildError(
+                    "repository provider `github` needs `owner` and `name`".to_string(),
+                ));
+            }
+            let base_url = repository
+                .base_url
+                .as_deref()
+                .unwrap_or("https://api.github.com");
+            let client = GitHubRepository::new(
+                base_url,
+                token,
+                repository.owner.clone(),
+                repository.name.clone(),
+                repository.branch.clone(),
+            )
+            .map_err(|error| BuildError(error.to_string()))?;
+            Ok(Some(Arc::new(client)))
+        }
+        "gitlab" => {
+            let token = repository.token.expose().ok_or_else(|| {
+                BuildError("repository provider `gitlab` needs a `token` (from the environment, e.g. ${GITLAB_TOKEN})".to_string())
+            })?;
+            if repository.owner.is_empty() || repository.name.is_empty() {
+                return Err(BuildError(
+                    "repository provider `gitlab` needs `owner` and `name`".to_string(),
+                ));
+            }
+            let base_url = repository
+                .base_url
+                .as_deref()
+                .unwrap_or("https://gitlab.com");
+            let client = GitLabRepository::new(
+                base_url,
+                token,
+                &repository.owner,
+                &repository.name,
+                repository.branch.clone(),
+            )
+            .map_err(|error| BuildError(error.to_string()))?;
+            Ok(Some(Arc::new(client)))
+        }
         other => Err(BuildError(format!(
             "unknown repository provider `{other}`, expected `github`, `gitlab`, `local` or `none`"
         ))),
@@ -240,10 +278,15 @@ impl RemediateSink {
                 self.metrics.clone(),
             )
         });
-        let (repository, proposer) = match repository_client(&self.repository, &data_dir)? {
-            Some((client, proposer)) => (Some(client), Some(proposer)),
-            None => (None, None),
-        };
+        let repository = repository_client(&self.repository, &data_dir)?;
+        let proposer = repository.clone().map(|client| {
+            Arc::new(RemoteRepositoryService::new(
+                client,
+                Validator::new(self.config.guard.clone()).expect("checked when the sink was built"),
+                self.metrics.clone(),
+                self.repository.token.is_set(),
+            )) as Arc<dyn Proposer>
+        });
         let services = Services {
             model,
             repository,

@@ -194,7 +194,9 @@ impl Validator {
         })
     }
 
-    fn check_path(&self, path: &str) -> Result<(), String> {
+    /// Whether a path may be changed: shape, deny list, allow list.
+    pub fn check_path(&self, path: &str) -> Result<(), String> {
+        clean_path(path)?;
         let lower = path.to_ascii_lowercase();
         if self.deny.is_match(path)
             || lower.contains("secret")

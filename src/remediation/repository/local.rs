@@ -9,15 +9,13 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use super::{RepoFuture, RepositoryClient, RepositoryError};
-use crate::remediation::engine::Proposer;
-use crate::remediation::incident::{ChangeRequestRef, Incident};
-use crate::remediation::{Solution, proposal};
+use crate::remediation::incident::ChangeRequestRef;
+use crate::remediation::{Change, ChangeRequest, proposal};
 
 /// The author and committer of proposed commits.
 const AUTHOR: (&str, &str) = ("tailfix", "tailfix@localhost");
@@ -26,11 +24,66 @@ pub struct LocalRepository {
     path: PathBuf,
     /// The base branch; `HEAD` when it does not exist.
     branch: String,
+    /// Where the Markdown description of each proposal goes (`data_dir/incidents`).
+    proposals: Option<PathBuf>,
 }
 
 impl LocalRepository {
     pub fn new(path: PathBuf, branch: String) -> Self {
-        LocalRepository { path, branch }
+        LocalRepository {
+            path,
+            branch,
+            proposals: None,
+        }
+    }
+
+    /// Writes each proposal's description as `<fingerprint>-change-request.md` into `dir`.
+    pub fn with_proposals_dir(mut self, dir: PathBuf) -> Self {
+        self.proposals = Some(dir);
+        self
+    }
+
+    fn reference(&self, branch: &str) -> ChangeRequestRef {
+        ChangeRequestRef {
+            id: branch.to_string(),
+            url: format!("file://{}#{branch}", self.path.display()),
+        }
+    }
+
+    async fn propose(&self, request: &ChangeRequest) -> Result<ChangeRequestRef, RepositoryError> {
+        let (fingerprint, message) = super::request_parts(request);
+        let branch = proposal::branch_name(&fingerprint);
+        if self.branch_commit(&branch).await?.is_some() {
+            // Proposed before (another run, another replica): never twice.
+            return Ok(self.reference(&branch));
+        }
+        match self
+            .commit_to_new_branch(&branch, &request.changes, &message)
+            .await
+        {
+            Ok(_) => {}
+            // Another writer made it between our check and our update: theirs stands.
+            Err(error) if self.branch_commit(&branch).await.ok().flatten().is_some() => {
+                tracing::info!(%error, %branch, "branch already exists");
+            }
+            Err(error) => return Err(error),
+        }
+        if let Some(dir) = &self.proposals {
+            let text = format!(
+                "# {}\n\nBranch `{branch}` in `{}`.\n\n{}",
+                request.title,
+                self.path.display(),
+                request.description
+            );
+            std::fs::create_dir_all(dir)
+                .and_then(|()| {
+                    std::fs::write(dir.join(format!("{fingerprint}-change-request.md")), text)
+                })
+                .map_err(|error| {
+                    RepositoryError::Other(format!("writing the proposal: {error}"))
+                })?;
+        }
+        Ok(self.reference(&branch))
     }
 
     pub fn path(&self) -> &std::path::Path {
@@ -113,12 +166,12 @@ impl LocalRepository {
             .map(|out| String::from_utf8_lossy(&out).trim().to_string()))
     }
 
-    /// Creates `branch` at a new commit on top of the base branch holding `solution`'s changes.
-    /// The work tree and the repository's index are left alone. Fails if the branch exists.
+    /// Creates `branch` at a new commit on top of the base branch holding `changes`. The work
+    /// tree and the repository's index are left alone. Fails if the branch exists.
     pub async fn commit_to_new_branch(
         &self,
         branch: &str,
-        solution: &Solution,
+        changes: &[Change],
         message: &str,
     ) -> Result<String, RepositoryError> {
         let base = self.base_commit().await?;
@@ -128,7 +181,7 @@ impl LocalRepository {
             crate::time::Timestamp::now().0
         ));
         let result = self
-            .commit_with_index(&index, &base, branch, solution, message)
+            .commit_with_index(&index, &base, branch, changes, message)
             .await;
         let _ = std::fs::remove_file(&index);
         result
@@ -139,13 +192,13 @@ impl LocalRepository {
         index: &std::path::Path,
         base: &str,
         branch: &str,
-        solution: &Solution,
+        changes: &[Change],
         message: &str,
     ) -> Result<String, RepositoryError> {
         let index_env = [("GIT_INDEX_FILE", index.as_os_str())];
         self.git_checked(&["read-tree", base], &index_env, None)
             .await?;
-        for change in &solution.changes {
+        for change in changes {
             let blob = self
                 .git_checked(
                     &["hash-object", "-w", "--stdin"],
@@ -253,6 +306,13 @@ impl RepositoryClient for LocalRepository {
         })
     }
 
+    fn create_change_request<'a>(
+        &'a self,
+        request: &'a ChangeRequest,
+    ) -> RepoFuture<'a, ChangeRequestRef> {
+        Box::pin(self.propose(request))
+    }
+
     fn get_file<'a>(&'a self, path: &'a str) -> RepoFuture<'a, Option<String>> {
         Box::pin(async move {
             let commit = self.base_commit().await?;
@@ -270,105 +330,6 @@ impl RepositoryClient for LocalRepository {
                 })?;
             Ok(Some(String::from_utf8_lossy(&content).into_owned()))
         })
-    }
-}
-
-/// Proposes fixes as branches of a local repository (and a Markdown file per proposal).
-pub struct LocalProposer {
-    repository: Arc<LocalRepository>,
-    data_dir: PathBuf,
-}
-
-impl LocalProposer {
-    pub fn new(repository: Arc<LocalRepository>, data_dir: PathBuf) -> Self {
-        LocalProposer {
-            repository,
-            data_dir,
-        }
-    }
-
-    fn reference(&self, branch: &str) -> ChangeRequestRef {
-        ChangeRequestRef {
-            id: branch.to_string(),
-            url: format!("file://{}#{branch}", self.repository.path.display()),
-        }
-    }
-
-    async fn propose_local(
-        &self,
-        incident: &Incident,
-        solution: &Solution,
-        redacted_trace: &str,
-    ) -> Result<ChangeRequestRef, String> {
-        let branch = proposal::branch_name(&incident.fingerprint);
-        if self
-            .repository
-            .branch_commit(&branch)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_some()
-        {
-            // Proposed before (another run, another replica): never twice.
-            return Ok(self.reference(&branch));
-        }
-        let mut originals = std::collections::HashMap::new();
-        for change in &solution.changes {
-            let content = self
-                .repository
-                .get_file(&change.path)
-                .await
-                .map_err(|e| e.to_string())?;
-            originals.insert(change.path.clone(), content);
-        }
-        let diff = proposal::diff(solution, &|path| originals.get(path).cloned().flatten());
-        let message = proposal::commit_message(incident, solution);
-        match self
-            .repository
-            .commit_to_new_branch(&branch, solution, &message)
-            .await
-        {
-            Ok(_) => {}
-            // Another writer made it between our check and our update: theirs stands.
-            Err(error)
-                if self
-                    .repository
-                    .branch_commit(&branch)
-                    .await
-                    .ok()
-                    .flatten()
-                    .is_some() =>
-            {
-                tracing::info!(%error, %branch, "branch already exists");
-            }
-            Err(error) => return Err(error.to_string()),
-        }
-        let body = proposal::body(incident, solution, redacted_trace, &diff);
-        let dir = self.data_dir.join("incidents");
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let text = format!(
-            "# {}\n\nBranch `{branch}` in `{}`.\n\n{body}",
-            proposal::title(incident),
-            self.repository.path.display()
-        );
-        std::fs::write(
-            dir.join(format!("{}-change-request.md", incident.fingerprint)),
-            text,
-        )
-        .map_err(|e| e.to_string())?;
-        Ok(self.reference(&branch))
-    }
-}
-
-impl Proposer for LocalProposer {
-    fn propose<'a>(
-        &'a self,
-        incident: &'a Incident,
-        solution: &'a Solution,
-        redacted_trace: &'a str,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<ChangeRequestRef, String>> + Send + 'a>,
-    > {
-        Box::pin(self.propose_local(incident, solution, redacted_trace))
     }
 }
 
