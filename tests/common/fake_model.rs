@@ -100,11 +100,15 @@ pub fn error_reply(status: u16, message: &str) -> Reply {
     )
 }
 
+/// Answers a request by what it asks for (method, path and query, body); `None`: use the script.
+pub type Responder = Box<dyn FnMut(&Recorded) -> Option<Reply> + Send>;
+
 #[derive(Default)]
 struct Shared {
     requests: Vec<Recorded>,
     script: VecDeque<Reply>,
     fallback: Option<Reply>,
+    responder: Option<Responder>,
 }
 
 pub struct FakeServer {
@@ -148,6 +152,14 @@ impl FakeServer {
         self.shared.lock().unwrap().script.extend(replies);
     }
 
+    /// Answers by request (a fake REST API); the script and fallback answer what it does not.
+    pub fn set_responder(
+        &self,
+        responder: impl FnMut(&Recorded) -> Option<Reply> + Send + 'static,
+    ) {
+        self.shared.lock().unwrap().responder = Some(Box::new(responder));
+    }
+
     pub fn set_fallback(&self, reply: Reply) {
         self.shared.lock().unwrap().fallback = Some(reply);
     }
@@ -171,9 +183,13 @@ async fn handle(
     let raw = String::from_utf8_lossy(&body).into_owned();
     let reply = {
         let mut shared = shared.lock().unwrap();
-        shared.requests.push(Recorded {
+        // The path with its query: REST fakes answer by both.
+        let recorded = Recorded {
             method: method.to_string(),
-            path: uri.path().to_string(),
+            path: uri
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| uri.path().to_string()),
             headers: headers
                 .iter()
                 .map(|(name, value)| {
@@ -185,10 +201,14 @@ async fn handle(
                 .collect(),
             body: serde_json::from_str(&raw).unwrap_or(serde_json::Value::Null),
             raw,
-        });
-        shared
-            .script
-            .pop_front()
+        };
+        let answered = shared
+            .responder
+            .as_mut()
+            .and_then(|responder| responder(&recorded));
+        shared.requests.push(recorded);
+        answered
+            .or_else(|| shared.script.pop_front())
             .or_else(|| shared.fallback.clone())
     };
     let Some(reply) = reply else {
