@@ -179,3 +179,129 @@ inputs = ["incidents"]
     agent.signal("TERM");
     assert!(agent.wait_exit(Duration::from_secs(30)).success());
 }
+
+#[test]
+fn the_same_crash_becomes_a_draft_pull_request_on_a_fake_github() {
+    use base64::Engine as _;
+    use common::fake_model::{Recorded, Reply};
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let repo = shop_repo::create(dir.path());
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let model = FakeServer::start(openai_reply(&fix_json().to_string()));
+    let github = FakeServer::start(Reply::json(404, json!({"message": "Not Found"})));
+    let files = [
+        ("shop/cart.py", shop_repo::CART_PY),
+        ("main.py", shop_repo::MAIN_PY),
+        ("shop/__init__.py", ""),
+    ];
+    github.set_responder(move |request: &Recorded| {
+        let path = request.path.strip_prefix("/repos/acme/shop/")?;
+        Some(match (request.method.as_str(), path) {
+            ("GET", "git/ref/heads/main") => Reply::json(200, json!({"object": {"sha": "base000"}})),
+            ("GET", "git/trees/base000?recursive=1") => Reply::json(
+                200,
+                json!({"tree": files.iter().map(|(p, _)| json!({"path": p, "type": "blob"})).collect::<Vec<_>>()}),
+            ),
+            ("GET", p) if p.starts_with("contents/") => {
+                let file = p.trim_start_matches("contents/").trim_end_matches("?ref=main");
+                let (_, content) = files.iter().find(|(name, _)| *name == file)?;
+                Reply::json(200, json!({"encoding": "base64", "content": base64::engine::general_purpose::STANDARD.encode(content)}))
+            }
+            ("GET", p) if p.starts_with("pulls?") => Reply::json(200, json!([])),
+            ("GET", "git/commits/base000") => Reply::json(200, json!({"tree": {"sha": "tree000"}})),
+            ("POST", "git/blobs") => Reply::json(201, json!({"sha": "blob1"})),
+            ("POST", "git/trees") => Reply::json(201, json!({"sha": "tree111"})),
+            ("POST", "git/commits") => Reply::json(201, json!({"sha": "commit111"})),
+            ("POST", "git/refs") => Reply::json(201, json!({})),
+            ("POST", "pulls") => Reply::json(201, json!({"number": 5, "html_url": "https://github.test/acme/shop/pull/5"})),
+            ("POST", "issues/5/labels") => Reply::json(200, json!([])),
+            _ => return None,
+        })
+    });
+    let api = free_port();
+    let config = format!(
+        r#"
+[agent]
+data_dir = "data"
+[api]
+address = "127.0.0.1:{api}"
+[model]
+provider = "openai"
+base_url = "{model}/v1"
+model = "test-model"
+[repository]
+provider = "github"
+owner = "acme"
+name = "shop"
+token = "${{TAILFIX_TEST_GITHUB_TOKEN:-ghp_from_env}}"
+base_url = "{github}"
+[sources.app]
+type = "file"
+include = ["{logs}/*.log"]
+[transforms.incidents]
+type = "fingerprint"
+inputs = ["app"]
+[sinks.fix]
+type = "remediate"
+inputs = ["incidents"]
+"#,
+        model = model.base_url(),
+        github = github.base_url(),
+        logs = logs.display()
+    );
+    let mut agent = Agent::start(dir.path(), &config, api);
+    assert!(!shop_repo::run(&repo, &logs.join("shop.log"), &[]));
+    let started = Instant::now();
+    let incident = loop {
+        if let Some(incident) = incidents(api)
+            .into_iter()
+            .find(|i| i["state"] == "proposed")
+        {
+            break incident;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:#?}",
+            incidents(api)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        incident["change_request"],
+        json!({"id": "5", "url": "https://github.test/acme/shop/pull/5"})
+    );
+    let requests = github.requests();
+    let blob = requests
+        .iter()
+        .find(|r| r.path.ends_with("git/blobs"))
+        .unwrap();
+    assert!(
+        blob.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("return total / parts if parts else 0")
+    );
+    let pull = requests
+        .iter()
+        .find(|r| r.path.ends_with("/pulls"))
+        .unwrap();
+    assert_eq!(pull.body["draft"], true);
+    assert!(
+        pull.body["body"]
+            .as_str()
+            .unwrap()
+            .contains("+    return total / parts if parts else 0")
+    );
+    assert_eq!(requests[0].headers["authorization"], "Bearer ghp_from_env");
+    for secret in shop_repo::PLANTED_SECRETS {
+        assert!(
+            !pull.raw.contains(secret),
+            "`{secret}` is in the pull request"
+        );
+    }
+    agent.signal("TERM");
+    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+}
