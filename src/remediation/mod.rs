@@ -6,6 +6,7 @@
 //! the machine (`redact`), the prompt (`prompt`), asking a model (`model`), checking its answer
 //! (`validate`), and the repository it reads from and proposes to (`repository`).
 
+pub mod redact;
 
 use serde::{Deserialize, Serialize};
 
