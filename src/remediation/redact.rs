@@ -702,7 +702,8 @@ VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n\
     #[test]
     fn a_secret_inside_a_pair_is_one_redaction_of_its_own_kind() {
         let redactor = redactor();
-        let cases: &[(String, String, &[(&str, usize)])] = &[
+        type Case = (String, String, &'static [(&'static str, usize)]);
+        let cases: &[Case] = &[
             (
                 format!("auth ok token={JWT} user=1"),
                 "auth ok token=[REDACTED:jwt] user=1".to_string(),
