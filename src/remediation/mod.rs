@@ -7,6 +7,7 @@
 //! (`validate`), and the repository it reads from and proposes to (`repository`).
 
 pub mod redact;
+pub mod validate;
 
 use serde::{Deserialize, Serialize};
 
