@@ -445,14 +445,19 @@ fn secret_span(caps: &Captures<'_>) -> (usize, usize) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::LazyLock;
+
     use super::*;
     use proptest::prelude::*;
 
-    fn redactor() -> Redactor {
-        match Redactor::new(&[]) {
-            Ok(redactor) => redactor,
-            Err(error) => panic!("built-in rules: {error}"),
-        }
+    /// Compiled once for every test and property case.
+    static REDACTOR: LazyLock<Redactor> = LazyLock::new(|| match Redactor::new(&[]) {
+        Ok(redactor) => redactor,
+        Err(error) => panic!("built-in rules: {error}"),
+    });
+
+    fn redactor() -> &'static Redactor {
+        &REDACTOR
     }
 
     fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
@@ -694,13 +699,11 @@ VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n\
         }
     }
 
-    /// (input, expected output, expected counts per kind)
-    type Case<'a> = (String, String, &'a [(&'a str, usize)]);
-
     #[test]
     fn a_secret_inside_a_pair_is_one_redaction_of_its_own_kind() {
         let redactor = redactor();
-        let cases: &[Case<'_>] = &[
+        type Case = (String, String, &'static [(&'static str, usize)]);
+        let cases: &[Case] = &[
             (
                 format!("auth ok token={JWT} user=1"),
                 "auth ok token=[REDACTED:jwt] user=1".to_string(),

@@ -62,7 +62,7 @@ impl RemoteRepositoryService {
             ));
         }
         for change in &solution.changes {
-            if let Err(reason) = self.validator.check_path(&change.path) {
+            if let Err(reason) = self.validator.check_change_path(&change.path) {
                 self.count("refused");
                 return Err(reason);
             }
