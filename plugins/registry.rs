@@ -19,6 +19,10 @@ pub type ParsedConfig<C> = Parsed<Box<C>>;
 pub type Parser<C> = fn(Spanned<DeValue<'_>>) -> ParsedConfig<C>;
 
 const SOURCES: &[(&str, Parser<dyn SourceConfig>)] = &[
+    (
+        "aggregator",
+        source::<sources::aggregator::AggregatorConfig>,
+    ),
     ("file", source::<sources::file::FileConfig>),
     ("socket", source::<sources::socket::SocketConfig>),
     ("stdin", source::<sources::stdin::StdinConfig>),
@@ -41,6 +45,7 @@ const SINKS: &[(&str, Parser<dyn SinkConfig>)] = &[
     ("blackhole", sink::<sinks::blackhole::BlackholeConfig>),
     ("console", sink::<sinks::console::ConsoleConfig>),
     ("file", sink::<sinks::file::FileConfig>),
+    ("forward", sink::<sinks::forward::ForwardConfig>),
     ("remediate", sink::<sinks::remediate::RemediateConfig>),
 ];
 

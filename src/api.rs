@@ -3,19 +3,26 @@
 //! `Authorization: Bearer <token>` (reads too: incidents hold traces); `/health` and
 //! `/metrics` stay open.
 
+use std::io::Read;
+use std::time::Duration;
+
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::HeaderMap;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Secret;
 use crate::health::Health;
+use crate::ingest::{IngestError, IngestHub, entry_from_json};
 use crate::metrics::MetricsCollector;
+use crate::nodes::{NodeError, NodeManager, Registration};
 use crate::remediation::incident::IncidentStore;
 use crate::state::StateStore;
 
@@ -26,12 +33,21 @@ pub struct ApiState {
     pub health: Health,
     pub state: StateStore,
     pub token: Secret,
+    pub ingest: IngestHub,
+    pub nodes: NodeManager,
+    /// Largest accepted body, compressed and decompressed alike.
+    pub max_body_bytes: usize,
 }
 
 pub fn router(state: ApiState) -> Router {
     let v1 = Router::new()
         .route("/incidents", get(list_incidents))
         .route("/incidents/{fingerprint}", get(get_incident))
+        .route("/events", post(ingest_events))
+        .route("/nodes", get(list_nodes))
+        .route("/nodes/register", post(register_node))
+        .route("/nodes/{id}/heartbeat", post(heartbeat))
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/health", get(health))
@@ -137,5 +153,140 @@ async fn get_incident(State(state): State<ApiState>, Path(fingerprint): Path<Str
         )
             .into_response(),
         Err(error) => internal_error(error),
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+/// The body, gunzipped when sent with `Content-Encoding: gzip`, within `limit` bytes.
+fn decoded_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Vec<u8>, Response> {
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.eq_ignore_ascii_case("gzip"));
+    if !gzip {
+        return Ok(body.to_vec());
+    }
+    let mut decoded = Vec::new();
+    let mut reader = flate2::read::GzDecoder::new(&body[..]).take(limit as u64 + 1);
+    reader
+        .read_to_end(&mut decoded)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad gzip body: {e}")))?;
+    if decoded.len() > limit {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("decompressed body over {limit} bytes"),
+        ));
+    }
+    Ok(decoded)
+}
+
+/// `POST /api/v1/events`: NDJSON entries from an agent. 200 once every sink has them; 400 lists
+/// the malformed lines (the good ones were accepted, so an agent does not retry a 400); 503 when
+/// the node's buffer is full or no `aggregator` source runs (retry later).
+async fn ingest_events(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
+    let body = match decoded_body(&headers, body, state.max_body_bytes.saturating_mul(8)) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let source: std::sync::Arc<str> = std::sync::Arc::from("aggregator");
+    let mut entries = Vec::new();
+    let mut rejected = Vec::new();
+    for (index, line) in body.split(|b| *b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match entry_from_json(line, &source) {
+            Ok(entry) => entries.push(entry),
+            Err(reason) => rejected.push(json!({"line": index + 1, "error": reason})),
+        }
+    }
+    let accepted = entries.len();
+    let mut nodes: Vec<String> = entries
+        .iter()
+        .map(|entry| entry.node_id.to_string())
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    if accepted > 0 {
+        match state.ingest.submit(entries, Duration::from_secs(30)).await {
+            Ok(()) => {}
+            Err(IngestError::NoSource) => {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no aggregator source is running",
+                );
+            }
+            Err(IngestError::Busy(node)) => {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, "1")],
+                    axum::Json(json!({"error": format!("buffer full for node `{node}`")})),
+                )
+                    .into_response();
+            }
+            Err(IngestError::Timeout) => {
+                return error(StatusCode::SERVICE_UNAVAILABLE, "not delivered in time");
+            }
+            Err(IngestError::Failed) => {
+                return error(StatusCode::SERVICE_UNAVAILABLE, "a sink failed to deliver");
+            }
+        }
+        for node in &nodes {
+            state.nodes.seen(node);
+        }
+    }
+    if rejected.is_empty() {
+        axum::Json(json!({"accepted": accepted})).into_response()
+    } else {
+        (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"accepted": accepted, "rejected": rejected})),
+        )
+            .into_response()
+    }
+}
+
+fn node_error(failure: NodeError) -> Response {
+    match failure {
+        NodeError::Invalid(invalid) => error(StatusCode::BAD_REQUEST, invalid.to_string()),
+        NodeError::Unknown(id) => error(
+            StatusCode::NOT_FOUND,
+            format!("unknown node `{id}`: register first"),
+        ),
+        NodeError::State(state) => internal_error(state),
+    }
+}
+
+async fn list_nodes(State(state): State<ApiState>) -> Response {
+    match state.nodes.list() {
+        Ok(nodes) => axum::Json(nodes).into_response(),
+        Err(failure) => node_error(failure),
+    }
+}
+
+async fn register_node(State(state): State<ApiState>, body: Bytes) -> Response {
+    let registration: Registration = match serde_json::from_slice(&body) {
+        Ok(registration) => registration,
+        Err(parse) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid registration: {parse}"),
+            );
+        }
+    };
+    match state.nodes.register(&registration) {
+        Ok(node) => axum::Json(node).into_response(),
+        Err(failure) => node_error(failure),
+    }
+}
+
+async fn heartbeat(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
+    match state.nodes.heartbeat(&id) {
+        Ok(node) => axum::Json(node).into_response(),
+        Err(failure) => node_error(failure),
     }
 }

@@ -5,9 +5,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
-use crate::config::Config;
+use crate::config::{Config, Mode};
+use crate::fleet;
 use crate::health::Health;
+use crate::ingest::IngestHub;
 use crate::metrics::MetricsCollector;
+use crate::nodes::NodeManager;
 use crate::state::{StateError, StateStore};
 use crate::topology::{RunningTopology, TopologyError};
 
@@ -29,6 +32,10 @@ pub enum RunError {
     Build(Vec<TopologyError>),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(
+        "refusing to run an aggregator on {0} without [api].token; set a token or `allow_unauthenticated = true`"
+    )]
+    Unauthenticated(std::net::SocketAddr),
     #[error("cannot install signal handler: {0}")]
     Signal(#[source] std::io::Error),
 }
@@ -43,6 +50,21 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     })?;
     let state = StateStore::open(data_dir).map_err(RunError::State)?;
     let metrics = MetricsCollector::new();
+    let agent = &config.global.agent;
+    let api_config = &config.global.api;
+    if agent.mode == Mode::Aggregator
+        && !api_config.address.ip().is_loopback()
+        && !api_config.token.is_set()
+        && !api_config.allow_unauthenticated
+    {
+        return Err(RunError::Unauthenticated(api_config.address));
+    }
+    let ingest = IngestHub::default();
+    let nodes = NodeManager::new(
+        state.clone(),
+        config.global.nodes.stale_after.0,
+        config.global.nodes.lost_after.0,
+    );
     let health = Health::new();
 
     let api_shutdown = CancellationToken::new();
@@ -57,6 +79,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             health: health.clone(),
             state: state.clone(),
             token: config.global.api.token.clone(),
+            ingest: ingest.clone(),
+            nodes: nodes.clone(),
+            max_body_bytes: config.global.api.max_body_bytes,
         });
         Some(tokio::spawn(api::serve(
             listener,
@@ -67,8 +92,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         None
     };
 
-    let mut topology =
-        RunningTopology::start(&config, &metrics, &health, &state).map_err(RunError::Build)?;
+    let mut topology = RunningTopology::start(&config, &metrics, &health, &state, &ingest)
+        .map_err(RunError::Build)?;
     tracing::info!(
         sources = config.sources.len(),
         transforms = config.transforms.len(),
@@ -76,6 +101,18 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         "pipeline started"
     );
 
+    let background = CancellationToken::new();
+    if agent.mode == Mode::Agent {
+        tokio::spawn(fleet::register_and_heartbeat(
+            agent.clone(),
+            background.clone(),
+        ));
+    }
+    tokio::spawn(fleet::node_gauges(
+        nodes.clone(),
+        metrics.clone(),
+        background.clone(),
+    ));
     let signalled = tokio::select! {
         signal = shutdown_signal() => { signal?; true }
         _ = topology.finished() => false,
@@ -90,6 +127,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             );
         }
     }
+    background.cancel();
     api_shutdown.cancel();
     if let Some(task) = api_task {
         let _ = task.await;

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::GlobalOptions;
 use crate::event::LogEntry;
 use crate::health::HealthHandle;
+use crate::ingest::IngestHub;
 use crate::metrics::{ComponentMetrics, MetricsCollector};
 use crate::state::StateStore;
 use crate::topology::{Input, Output};
@@ -101,6 +102,8 @@ pub struct SourceContext {
     pub data_dir: PathBuf,
     /// The agent's state store (checkpoints, incidents).
     pub state: StateStore,
+    /// Where the API's event ingest finds the `aggregator` source.
+    pub ingest: IngestHub,
 }
 
 /// Everything a running sink gets. The input closes once every upstream is done: a sink

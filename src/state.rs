@@ -94,6 +94,15 @@ const MIGRATIONS: &[&str] = &[
         created_at  INTEGER NOT NULL
     );
     ",
+    "
+    CREATE TABLE nodes (
+        id             TEXT PRIMARY KEY,
+        version        TEXT NOT NULL,
+        labels         TEXT NOT NULL,
+        registered_at  INTEGER NOT NULL,
+        last_seen      INTEGER NOT NULL
+    );
+    ",
 ];
 
 impl StateStore {

@@ -1,6 +1,7 @@
 //! Sources: where entries enter the pipeline. Shared here: turning framed lines into entries and
 //! batches, and the read loop over any byte stream (a TCP connection, stdin).
 
+pub mod aggregator;
 pub mod file;
 mod net;
 pub mod socket;

@@ -129,6 +129,10 @@ pub struct ApiConfig {
     pub address: SocketAddr,
     /// When set, every `/api/v1` request needs `Authorization: Bearer <token>`.
     pub token: Secret,
+    /// An aggregator on a non-loopback address without `token` refuses to start unless this is set.
+    pub allow_unauthenticated: bool,
+    /// Largest request body accepted (compressed), in bytes; larger gets 413.
+    pub max_body_bytes: usize,
 }
 
 impl Default for ApiConfig {
@@ -137,6 +141,8 @@ impl Default for ApiConfig {
             enabled: true,
             address: SocketAddr::from(([127, 0, 0, 1], 9598)),
             token: Secret::default(),
+            allow_unauthenticated: false,
+            max_body_bytes: 10 * 1024 * 1024,
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::component::{
 };
 use crate::config::Config;
 use crate::health::{Health, HealthHandle};
+use crate::ingest::IngestHub;
 use crate::metrics::{ComponentKind, ComponentMetrics, MetricsCollector};
 use crate::state::StateStore;
 
@@ -50,6 +51,7 @@ impl RunningTopology {
         metrics: &MetricsCollector,
         health: &Health,
         state: &StateStore,
+        ingest: &IngestHub,
     ) -> Result<RunningTopology, Vec<TopologyError>> {
         let global = &config.global;
         let node_id: Arc<str> = Arc::from(global.agent.node_id.as_str());
@@ -225,6 +227,7 @@ impl RunningTopology {
                 health: health_handle.clone(),
                 data_dir: data_dir.clone(),
                 state: state.clone(),
+                ingest: ingest.clone(),
             };
             sources.push(supervise(
                 &spec.id,
