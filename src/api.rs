@@ -161,7 +161,11 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// The body, gunzipped when sent with `Content-Encoding: gzip`, within `limit` bytes.
-fn decoded_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Vec<u8>, Response> {
+fn decoded_body(
+    headers: &HeaderMap,
+    body: Bytes,
+    limit: usize,
+) -> Result<Vec<u8>, (StatusCode, String)> {
     let gzip = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|value| value.to_str().ok())
@@ -189,7 +193,7 @@ fn decoded_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Vec<u8
 async fn ingest_events(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
     let body = match decoded_body(&headers, body, state.max_body_bytes.saturating_mul(8)) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err((status, message)) => return error(status, message),
     };
     let source: std::sync::Arc<str> = std::sync::Arc::from("aggregator");
     let mut entries = Vec::new();

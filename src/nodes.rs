@@ -164,7 +164,7 @@ impl NodeManager {
         }
     }
 
-    fn from_row(&self, row: &rusqlite::Row<'_>) -> rusqlite::Result<Node> {
+    fn node_of(&self, row: &rusqlite::Row<'_>) -> rusqlite::Result<Node> {
         let labels: String = row.get(2)?;
         let last_seen = Timestamp(row.get(4)?);
         Ok(Node {
@@ -183,7 +183,7 @@ impl NodeManager {
                 .query_row(
                     "SELECT id, version, labels, registered_at, last_seen FROM nodes WHERE id = ?1",
                     params![id],
-                    |row| self.from_row(row),
+                    |row| self.node_of(row),
                 )
                 .optional()
         })?)
@@ -194,7 +194,7 @@ impl NodeManager {
             let mut statement = connection.prepare_cached(
                 "SELECT id, version, labels, registered_at, last_seen FROM nodes ORDER BY id",
             )?;
-            let rows = statement.query_map([], |row| self.from_row(row))?;
+            let rows = statement.query_map([], |row| self.node_of(row))?;
             rows.collect()
         })?)
     }
