@@ -177,9 +177,9 @@ fn decoded_body(
     let mut reader = flate2::read::GzDecoder::new(&body[..]).take(limit as u64 + 1);
     reader
         .read_to_end(&mut decoded)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad gzip body: {e}")))?;
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad gzip body: {e}")))?;
     if decoded.len() > limit {
-        return Err(error(
+        return Err((
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("decompressed body over {limit} bytes"),
         ));
