@@ -187,10 +187,57 @@ fn file_to_blackhole(repeats: usize) -> Measurement {
     measurement
 }
 
+/// An agent (`file` → `forward`) shipping to an aggregator (`aggregator` → `blackhole`).
+fn agent_to_aggregator(repeats: usize) -> Measurement {
+    let chunk_lines = 20_000;
+    let total = chunk_lines * repeats;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (aggregator_dir, agent_dir) = (dir.path().join("aggregator"), dir.path().join("agent"));
+    let watched = agent_dir.join("logs");
+    std::fs::create_dir_all(&aggregator_dir).expect("dir");
+    std::fs::create_dir_all(&watched).expect("dir");
+    let (aggregator_api, agent_api) = (free_port(), free_port());
+    let aggregator_config = format!(
+        "[agent]\nmode = \"aggregator\"\ndata_dir = \"data\"\n[api]\naddress = \"127.0.0.1:{aggregator_api}\"\n\
+         [sources.input]\ntype = \"aggregator\"\n[sinks.sink]\ntype = \"blackhole\"\ninputs = [\"input\"]\n"
+    );
+    let mut aggregator = Agent::start(&aggregator_dir, &aggregator_config, aggregator_api);
+    let agent_config = format!(
+        "[agent]\nmode = \"agent\"\nnode_id = \"bench\"\ndata_dir = \"data\"\naggregator = \"http://127.0.0.1:{aggregator_api}\"\n\
+         [api]\naddress = \"127.0.0.1:{agent_api}\"\n[sources.app]\ntype = \"file\"\ninclude = [\"{}/*.log\"]\n\
+         [sinks.ship]\ntype = \"forward\"\ninputs = [\"app\"]\n",
+        watched.display()
+    );
+    let mut agent = Agent::start(&agent_dir, &agent_config, agent_api);
+    let input = dir.path().join("big.log");
+    {
+        let chunk = chunk_of_lines(chunk_lines);
+        let mut file = std::fs::File::create(&input).expect("create input");
+        for _ in 0..repeats {
+            file.write_all(&chunk).expect("write input");
+        }
+    }
+    let cpu_before = cpu_seconds(agent.pid()) + cpu_seconds(aggregator.pid());
+    let started = Instant::now();
+    std::fs::rename(&input, watched.join("big.log")).expect("move input in");
+    let mut measurement = finish(&mut aggregator, total, total * 200, started, 0.0);
+    measurement.cpu_seconds = cpu_seconds(agent.pid()) + cpu_seconds(aggregator.pid()) - cpu_before;
+    measurement.peak_rss_kib = agent.peak_rss_kib();
+    agent.signal("TERM");
+    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    aggregator.signal("TERM");
+    assert!(aggregator.wait_exit(Duration::from_secs(30)).success());
+    measurement
+}
+
 fn main() {
     let full = std::env::args().any(|arg| arg == "--bench");
     // Full: 2,000,000 lines (381 MiB) over TCP; 5,368,700 lines of 200 bytes (1 GiB) from a file.
     let (tcp_repeats, file_repeats) = if full { (100, 269) } else { (1, 1) };
     tcp_to_blackhole(tcp_repeats).print("e2e tcp socket -> blackhole");
     file_to_blackhole(file_repeats).print("e2e file -> blackhole");
+    let fleet_repeats = if full { 50 } else { 1 };
+    agent_to_aggregator(fleet_repeats).print(
+        "e2e agent (file -> forward) -> aggregator (-> blackhole), CPU of both, RSS of the agent",
+    );
 }
