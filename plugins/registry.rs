@@ -24,6 +24,10 @@ const SOURCES: &[(&str, Parser<dyn SourceConfig>)] = &[
         source::<sources::aggregator::AggregatorConfig>,
     ),
     ("file", source::<sources::file::FileConfig>),
+    (
+        "kubernetes_logs",
+        source::<sources::kubernetes_logs::KubernetesLogsConfig>,
+    ),
     ("socket", source::<sources::socket::SocketConfig>),
     ("stdin", source::<sources::stdin::StdinConfig>),
     ("syslog", source::<sources::syslog::SyslogConfig>),

@@ -14,6 +14,8 @@ use regex::bytes::Regex;
 use serde::{Deserialize, Deserializer};
 
 use crate::config::ConfigDuration;
+use crate::parse::Stream;
+use crate::time::Timestamp;
 
 pub mod auto;
 
@@ -94,15 +96,21 @@ pub struct Joined {
     pub text: Bytes,
     pub lines: usize,
     pub end_offset: u64,
+    /// The time its first line carried in a container runtime's record (CRI), if any.
+    pub event_time: Option<Timestamp>,
+    /// The container stream it came from (CRI), if any.
+    pub stream: Option<Stream>,
 }
 
 impl Joined {
-    fn single(line: Bytes, end_offset: u64) -> Self {
+    fn single(line: Bytes, end_offset: u64, event_time: Option<Timestamp>) -> Self {
         Joined {
             first_line: line.clone(),
             text: line,
             lines: 1,
             end_offset,
+            event_time,
+            stream: None,
         }
     }
 }
@@ -115,10 +123,17 @@ struct Pending {
     end_offset: u64,
     last_line_at: Instant,
     mode: Mode,
+    event_time: Option<Timestamp>,
 }
 
 impl Pending {
-    fn new(line: Bytes, end_offset: u64, now: Instant, mode: Mode) -> Self {
+    fn new(
+        line: Bytes,
+        end_offset: u64,
+        now: Instant,
+        mode: Mode,
+        event_time: Option<Timestamp>,
+    ) -> Self {
         Pending {
             first_line: line,
             joined: None,
@@ -126,6 +141,7 @@ impl Pending {
             end_offset,
             last_line_at: now,
             mode,
+            event_time,
         }
     }
 
@@ -137,6 +153,8 @@ impl Pending {
             first_line: self.first_line,
             lines: self.lines,
             end_offset: self.end_offset,
+            event_time: self.event_time,
+            stream: None,
         }
     }
 
@@ -171,6 +189,8 @@ pub struct LineAggregator {
     held_blanks: Vec<(Bytes, u64)>,
     /// `auto`: an exception header waiting for its first frame.
     tentative: Option<(Bytes, u64)>,
+    /// The time of the line being pushed (for the entry it may start).
+    event_time: Option<Timestamp>,
 }
 
 impl LineAggregator {
@@ -180,15 +200,30 @@ impl LineAggregator {
             pending: None,
             held_blanks: Vec::new(),
             tentative: None,
+            event_time: None,
         }
     }
 
     /// Adds a line; entries it completes are appended to `out`.
     pub fn push(&mut self, line: Bytes, end_offset: u64, now: Instant, out: &mut Vec<Joined>) {
+        self.push_timed(line, end_offset, now, None, out);
+    }
+
+    /// `push` for a line that carries its own time (a CRI record's): an entry keeps its first
+    /// line's.
+    pub fn push_timed(
+        &mut self,
+        line: Bytes,
+        end_offset: u64,
+        now: Instant,
+        event_time: Option<Timestamp>,
+        out: &mut Vec<Joined>,
+    ) {
+        self.event_time = event_time;
         match &self.config {
             MultilineConfig::None => {
                 if !line.is_empty() {
-                    out.push(Joined::single(line, end_offset));
+                    out.push(Joined::single(line, end_offset, event_time));
                 }
             }
             MultilineConfig::Pattern { start_pattern, .. } => {
@@ -217,7 +252,7 @@ impl LineAggregator {
     ) {
         self.held_blanks.clear();
         out.extend(self.pending.take().map(Pending::finish));
-        self.pending = Some(Pending::new(line, end_offset, now, mode));
+        self.pending = Some(Pending::new(line, end_offset, now, mode, self.event_time));
     }
 
     fn push_auto(&mut self, line: Bytes, end_offset: u64, now: Instant, out: &mut Vec<Joined>) {
@@ -295,7 +330,7 @@ impl LineAggregator {
         self.held_blanks.clear();
         out.extend(self.pending.take().map(Pending::finish));
         if let Some((header, end_offset)) = self.tentative.take() {
-            out.push(Joined::single(header, end_offset));
+            out.push(Joined::single(header, end_offset, None));
         }
     }
 

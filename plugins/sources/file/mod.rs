@@ -91,6 +91,9 @@ pub struct FileConfig {
     /// Checkpoints of files not seen for this long are forgotten.
     #[serde(default = "default_forget_after")]
     pub forget_after: ConfigDuration,
+    /// Set by `kubernetes_logs`: entries get their pod's metadata from the path.
+    #[serde(skip)]
+    pub kubernetes: bool,
 }
 
 fn default_scan_interval() -> ConfigDuration {
@@ -500,6 +503,7 @@ impl Tailer {
             offset,
             self.config.max_line_bytes,
             self.config.multiline.clone(),
+            self.config.format == Format::Cri,
             Instant::now(),
         );
         let tailed = match tailed {
@@ -823,7 +827,7 @@ impl Tailer {
                 bytes += item.text.len();
                 entries.push(entry_from(
                     item,
-                    self.config.format,
+                    &self.config,
                     &file.path_text,
                     &self.source,
                     &self.node_id,
@@ -999,13 +1003,49 @@ impl Tailer {
 /// One entry from joined lines, with the file it came from.
 fn entry_from(
     joined: Joined,
-    format: Format,
+    config: &FileConfig,
     path: &bytes::Bytes,
     source: &Arc<str>,
     node_id: &Arc<str>,
     read_at: Timestamp,
 ) -> LogEntry {
+    // A container record's text is the application's own line: parsed as `auto`, timed by
+    // the record, labelled with its stream.
+    let (stream, event_time) = (joined.stream, joined.event_time);
+    let format = if stream.is_some() {
+        Format::Auto
+    } else {
+        config.format
+    };
     let mut entry = entry_from_joined(joined, format, source, node_id, read_at);
+    if let Some(time) = event_time {
+        entry.timestamp = time;
+    }
     entry.metadata.insert("file", Value::Bytes(path.clone()));
+    if let Some(stream) = stream {
+        entry.metadata.insert("stream", stream.as_str());
+    }
+    if config.kubernetes {
+        pod_metadata(path, &mut entry.metadata);
+    }
     entry
+}
+
+/// `namespace`, `pod`, `pod_uid` and `container` from a kubelet log path:
+/// `…/<namespace>_<pod>_<uid>/<container>/<restart>.log`.
+fn pod_metadata(path: &[u8], metadata: &mut crate::event::Metadata) {
+    let text = String::from_utf8_lossy(path);
+    let parts: Vec<&str> = text.rsplit('/').take(3).collect();
+    let [_file, container, pod_dir] = parts[..] else {
+        return;
+    };
+    let mut fields = pod_dir.splitn(3, '_');
+    let (Some(namespace), Some(pod), Some(uid)) = (fields.next(), fields.next(), fields.next())
+    else {
+        return;
+    };
+    metadata.insert("namespace", namespace.to_string());
+    metadata.insert("pod", pod.to_string());
+    metadata.insert("pod_uid", uid.to_string());
+    metadata.insert("container", container.to_string());
 }

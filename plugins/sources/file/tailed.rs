@@ -17,6 +17,9 @@ use flate2::read::GzDecoder;
 
 use crate::framing::LineFramer;
 use crate::multiline::{Joined, LineAggregator, MultilineConfig};
+use crate::parse::Stream;
+use crate::parse::cri::parse_cri;
+use crate::time::Timestamp;
 use crate::topology::DeliveryStatus;
 
 /// Bytes of the first line that make up a file's identity.
@@ -62,6 +65,86 @@ struct InFlight {
     status: Option<DeliveryStatus>,
 }
 
+/// One container stream (stdout or stderr) of a CRI log file.
+struct CriStream {
+    /// Text of `P` records waiting for their `F`.
+    partial: BytesMut,
+    /// The time of the first record of what is being assembled.
+    first_time: Option<Timestamp>,
+    aggregator: LineAggregator,
+    stream: Stream,
+}
+
+impl CriStream {
+    fn new(multiline: &MultilineConfig) -> Self {
+        CriStream {
+            partial: BytesMut::new(),
+            first_time: None,
+            aggregator: LineAggregator::new(multiline.clone()),
+            stream: Stream::Stdout,
+        }
+    }
+
+    fn label(&self, out: &mut [Joined]) {
+        for joined in out {
+            joined.stream = Some(self.stream);
+        }
+    }
+
+    fn flush_idle(&mut self, now: Instant, out: &mut Vec<Joined>) {
+        let before = out.len();
+        self.aggregator.flush_idle(now, out);
+        self.label(&mut out[before..]);
+    }
+
+    fn flush(&mut self, out: &mut Vec<Joined>) {
+        let before = out.len();
+        self.aggregator.flush(out);
+        self.label(&mut out[before..]);
+    }
+}
+
+/// A partial record longer than this is passed on as it is instead of growing further.
+const MAX_PARTIAL_BYTES: usize = 1024 * 1024;
+
+/// One CRI record into its stream: partial records are joined, then lines go through the
+/// stream's multiline aggregation. A line that is not a CRI record passes as stdout text.
+fn push_cri(
+    streams: &mut [CriStream; 2],
+    line: Bytes,
+    end_offset: u64,
+    now: Instant,
+    out: &mut Vec<Joined>,
+) {
+    let Ok(record) = parse_cri(&line) else {
+        let stream = &mut streams[0];
+        stream.stream = Stream::Stdout;
+        let before = out.len();
+        stream.aggregator.push(line.clone(), end_offset, now, out);
+        stream.label(&mut out[before..]);
+        return;
+    };
+    let stream = &mut streams[usize::from(record.stream == Stream::Stderr)];
+    stream.stream = record.stream;
+    let time = *stream.first_time.get_or_insert(record.timestamp);
+    if record.partial && stream.partial.len() + record.message.len() < MAX_PARTIAL_BYTES {
+        stream.partial.extend_from_slice(record.message);
+        return;
+    }
+    let message = if stream.partial.is_empty() {
+        line.slice_ref(record.message)
+    } else {
+        stream.partial.extend_from_slice(record.message);
+        stream.partial.split().freeze()
+    };
+    stream.first_time = None;
+    let before = out.len();
+    stream
+        .aggregator
+        .push_timed(message, end_offset, now, Some(time), out);
+    stream.label(&mut out[before..]);
+}
+
 /// Why a read stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadEnd {
@@ -93,6 +176,9 @@ pub struct TailedFile {
     buffer: BytesMut,
     framer: LineFramer,
     aggregator: LineAggregator,
+    /// CRI container logs: stdout and stderr are assembled apart (partial `P` records joined,
+    /// then stack traces), so the two streams never mix.
+    cri: Option<Box<[CriStream; 2]>>,
     last_data_at: Instant,
     /// New data may be waiting (an event named this file, or the last read was not at EOF).
     pub active: bool,
@@ -131,6 +217,7 @@ impl TailedFile {
         offset: u64,
         max_line_bytes: usize,
         multiline: MultilineConfig,
+        cri: bool,
         now: Instant,
     ) -> std::io::Result<Self> {
         let mut file = file;
@@ -154,6 +241,7 @@ impl TailedFile {
             read_offset: offset,
             buffer: BytesMut::new(),
             framer: LineFramer::new(max_line_bytes),
+            cri: cri.then(|| Box::new([CriStream::new(&multiline), CriStream::new(&multiline)])),
             aggregator: LineAggregator::new(multiline),
             last_data_at: now,
             active: true,
@@ -237,6 +325,10 @@ impl TailedFile {
                         head
                     }
                 };
+                if let Some(streams) = self.cri.as_mut() {
+                    push_cri(streams, line, end_offset, now, &mut out.joined);
+                    continue;
+                }
                 // Blank lines go in too: inside a trace they are part of it.
                 self.aggregator.push(line, end_offset, now, &mut out.joined);
             }
@@ -255,9 +347,15 @@ impl TailedFile {
                 self.framer.decode_eof(&mut self.buffer)
         {
             let end_offset = self.consumed_offset();
-            self.aggregator.push(line, end_offset, now, &mut out);
+            match self.cri.as_mut() {
+                Some(streams) => push_cri(streams, line, end_offset, now, &mut out),
+                None => self.aggregator.push(line, end_offset, now, &mut out),
+            }
         }
         self.aggregator.flush_idle(now, &mut out);
+        for stream in self.cri.iter_mut().flat_map(|streams| streams.iter_mut()) {
+            stream.flush_idle(now, &mut out);
+        }
         out
     }
 
@@ -266,6 +364,9 @@ impl TailedFile {
     pub fn flush_pending(&mut self) -> Vec<Joined> {
         let mut out = Vec::new();
         self.aggregator.flush(&mut out);
+        for stream in self.cri.iter_mut().flat_map(|streams| streams.iter_mut()) {
+            stream.flush(&mut out);
+        }
         out
     }
 
@@ -293,12 +394,28 @@ impl TailedFile {
                 .push(line, end_offset, Instant::now(), &mut out);
         }
         self.aggregator.flush(&mut out);
+        for stream in self.cri.iter_mut().flat_map(|streams| streams.iter_mut()) {
+            stream.flush(&mut out);
+        }
         out
     }
 
     /// When this file next needs attention without new data (a multiline timeout).
     pub fn deadline(&self) -> Option<Instant> {
-        self.aggregator.deadline()
+        let streams = self.cri.iter().flat_map(|streams| streams.iter());
+        streams
+            .filter_map(|stream| stream.aggregator.deadline())
+            .chain(self.aggregator.deadline())
+            .min()
+    }
+
+    fn holds_lines(&self) -> bool {
+        self.aggregator.has_pending()
+            || self
+                .cri
+                .iter()
+                .flat_map(|streams| streams.iter())
+                .any(|stream| stream.aggregator.has_pending() || !stream.partial.is_empty())
     }
 
     /// Registers a batch about to be sent; returns its sequence number.
@@ -348,7 +465,7 @@ impl TailedFile {
         let consumed = self.consumed_offset();
         if self.in_flight.is_empty()
             && !self.stalled
-            && !self.aggregator.has_pending()
+            && !self.holds_lines()
             && consumed > self.delivered_offset
         {
             self.delivered_offset = consumed;
@@ -362,7 +479,7 @@ impl TailedFile {
 
     /// Nothing buffered, pending or in flight: the file can be closed without loss.
     pub fn is_drained(&self) -> bool {
-        self.buffer.is_empty() && !self.aggregator.has_pending() && self.in_flight.is_empty()
+        self.buffer.is_empty() && !self.holds_lines() && self.in_flight.is_empty()
     }
 
     /// Current size and link count of the open handle.
