@@ -1,7 +1,9 @@
 //! Command-line views of the agent's state (`tailfix incidents`).
 
 use std::fmt::Write;
+use std::io::{Read, Write as _};
 use std::path::Path;
+use std::time::Duration;
 
 use crate::remediation::incident::{Incident, IncidentStore};
 use crate::state::{DATABASE_FILE, StateStore};
@@ -56,4 +58,28 @@ pub fn print_incidents(data_dir: &Path) -> Result<(), String> {
         .map_err(|error| error.to_string())?;
     print!("{}", incidents_table(&incidents));
     Ok(())
+}
+
+/// `GET /health` of an agent at `address` (for container health checks, without curl).
+pub fn health(address: &str) -> Result<(), String> {
+    let mut stream = std::net::TcpStream::connect(address)
+        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET /health HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    let status = response.split_whitespace().nth(1).unwrap_or("");
+    if status == "200" {
+        Ok(())
+    } else {
+        Err(format!("/health answered {status}"))
+    }
 }

@@ -30,6 +30,11 @@ enum Command {
         #[arg(short, long, default_value = "conf/tailfix.toml")]
         config: PathBuf,
     },
+    /// Ask a running agent whether it is healthy (exit 0 if `GET /health` answers 200).
+    Health {
+        #[arg(short, long, default_value = "127.0.0.1:9598")]
+        address: String,
+    },
     /// List the incidents in the state store of the config's `data_dir`.
     Incidents {
         #[arg(short, long, default_value = "conf/tailfix.toml")]
@@ -53,6 +58,13 @@ fn main() -> ExitCode {
             }
             Err(errors) => {
                 eprintln!("{errors}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Health { address } => match tailfix::cli::health(&address) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("unhealthy: {error}");
                 ExitCode::FAILURE
             }
         },
