@@ -363,3 +363,86 @@ fn tls_connections_are_served_with_the_configured_certificate() {
     agent.signal("TERM");
     assert!(agent.wait_exit(Duration::from_secs(30)).success());
 }
+
+#[test]
+fn a_trace_sent_one_line_per_message_is_joined_per_host_and_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, udp) = (free_port(), free_udp_port());
+    let out = dir.path().join("out.json");
+    let sources = format!(
+        "[sources.syslog_in]\ntype = \"syslog\"\nmode = \"udp\"\naddress = \"127.0.0.1:{udp}\"\nmultiline = \"auto\"\n"
+    );
+    let mut agent = Agent::start(dir.path(), &syslog_to_file(api, &sources, &out), api);
+    let java = std::fs::read_to_string(format!(
+        "{}/tests/corpus/traces/java_caused_by.log",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let python = std::fs::read_to_string(format!(
+        "{}/tests/corpus/traces/python_divide.log",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (mut java_lines, mut python_lines) = (java.lines(), python.lines());
+    loop {
+        let (a, b) = (java_lines.next(), python_lines.next());
+        if a.is_none() && b.is_none() {
+            break;
+        }
+        for (host, app, line) in [("web-1", "orders", a), ("web-2", "shop", b)]
+            .into_iter()
+            .filter_map(|(h, p, l)| Some((h, p, l?)))
+        {
+            let message = format!("<11>1 2026-01-01T00:00:00Z {host} {app} 42 - - {line}");
+            socket
+                .send_to(message.as_bytes(), ("127.0.0.1", udp))
+                .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let lines = wait_for_lines(&out, 8, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(1500));
+    let lines = if lines.len() < 8 {
+        common::read_lines(&out)
+    } else {
+        lines
+    };
+    let entries: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let traces: Vec<&Value> = entries
+        .iter()
+        .filter(|e| !e["error_trace"].is_null())
+        .collect();
+    assert_eq!(
+        traces.len(),
+        2,
+        "{:#?}",
+        entries.iter().map(|e| &e["message"]).collect::<Vec<_>>()
+    );
+    let java_trace = traces
+        .iter()
+        .find(|t| t["metadata"]["app_name"] == "orders")
+        .unwrap();
+    assert_eq!(
+        java_trace["metadata"]["exception"],
+        "java.lang.IllegalStateException"
+    );
+    assert_eq!(java_trace["metadata"]["host"], "web-1");
+    assert!(
+        java_trace["error_trace"]
+            .as_str()
+            .unwrap()
+            .ends_with("\t... 1 more")
+    );
+    let python_trace = traces
+        .iter()
+        .find(|t| t["metadata"]["app_name"] == "shop")
+        .unwrap();
+    assert_eq!(python_trace["metadata"]["exception"], "ZeroDivisionError");
+    assert_eq!(entries.len(), 8, "3 + 3 ordinary lines and the two traces");
+    agent.signal("TERM");
+    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+}

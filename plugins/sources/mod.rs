@@ -20,6 +20,7 @@ use std::time::Instant;
 use crate::event::LogEntry;
 use crate::framing::{Frame, StreamFramer};
 use crate::metrics::ComponentMetrics;
+use crate::multiline::entries::EntryJoiner;
 use crate::multiline::{Joined, LineAggregator, MultilineConfig};
 use crate::parse::format::{Format, decode};
 use crate::parse::trace;
@@ -72,6 +73,8 @@ pub struct LineBatcher {
     now: Timestamp,
     /// Joins stack traces when the source has `multiline` set.
     aggregator: Option<LineAggregator>,
+    /// Joins stack traces across decoded messages, per host and program (syslog).
+    joiner: Option<EntryJoiner>,
     joined: Vec<Joined>,
     now_instant: Instant,
 }
@@ -92,6 +95,7 @@ impl LineBatcher {
             bytes: 0,
             now: Timestamp::now(),
             aggregator: None,
+            joiner: None,
             joined: Vec::new(),
             now_instant: Instant::now(),
         }
@@ -105,6 +109,12 @@ impl LineBatcher {
         self
     }
 
+    /// Joins stack traces across messages of one host and program (for message sources).
+    pub fn with_message_multiline(mut self, multiline: &MultilineConfig) -> Self {
+        self.joiner = EntryJoiner::new(multiline);
+        self
+    }
+
     pub fn refresh_time(&mut self) {
         self.now = Timestamp::now();
         self.now_instant = Instant::now();
@@ -112,15 +122,24 @@ impl LineBatcher {
 
     /// When an entry held for multiline joining times out.
     pub fn deadline(&self) -> Option<Instant> {
-        self.aggregator.as_ref().and_then(LineAggregator::deadline)
+        let lines = self.aggregator.as_ref().and_then(LineAggregator::deadline);
+        let messages = self.joiner.as_ref().and_then(EntryJoiner::deadline);
+        lines.into_iter().chain(messages).min()
     }
 
     /// Emits held entries older than the multiline timeout (`finish`: all of them).
     pub fn flush_held(&mut self, finish: bool) {
-        if self.aggregator.is_none() {
+        if self.aggregator.is_none() && self.joiner.is_none() {
             return;
         }
         self.refresh_time();
+        if let Some(joiner) = self.joiner.as_mut() {
+            if finish {
+                joiner.flush(&mut self.entries);
+            } else {
+                joiner.flush_idle(self.now_instant, &mut self.entries);
+            }
+        }
         let Some(aggregator) = self.aggregator.as_mut() else {
             return;
         };
@@ -168,7 +187,10 @@ impl LineBatcher {
             self.node_id.clone(),
             self.now,
         );
-        self.entries.push(entry);
+        match self.joiner.as_mut() {
+            Some(joiner) => joiner.push(entry, self.now_instant, &mut self.entries),
+            None => self.entries.push(entry),
+        }
     }
 
     pub fn is_full(&self) -> bool {
@@ -262,7 +284,7 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
     result
 }
 
-async fn sleep_until_deadline(deadline: Option<Instant>) {
+pub(crate) async fn sleep_until_deadline(deadline: Option<Instant>) {
     if let Some(deadline) = deadline {
         tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await;
     }

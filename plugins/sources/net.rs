@@ -31,8 +31,10 @@ pub struct TcpOptions {
     pub format: Format,
     pub idle_timeout: Option<Duration>,
     pub tls: Option<TlsAcceptor>,
-    /// Stack-trace joining, per connection.
+    /// Stack-trace joining of lines, per connection.
     pub multiline: MultilineConfig,
+    /// Stack-trace joining of decoded messages, per host and program (syslog).
+    pub message_multiline: MultilineConfig,
 }
 
 /// Builds a TLS acceptor from PEM files (certificate chain, private key).
@@ -90,7 +92,8 @@ pub async fn serve_tcp(
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let batcher = LineBatcher::new(cx.id.clone(), cx.node_id.clone(), cx.metrics.clone(), options.format)
-                        .with_multiline(&options.multiline);
+                        .with_multiline(&options.multiline)
+                        .with_message_multiline(&options.message_multiline);
                     let connection = Connection {
                         peer,
                         options: options.clone(),
@@ -179,6 +182,7 @@ pub async fn serve_udp(
     datagram: Datagram,
     max_message_bytes: usize,
     format: Format,
+    message_multiline: MultilineConfig,
     cx: SourceContext,
 ) -> Result<(), ComponentError> {
     let socket = bind_udp(address, receive_buffer_bytes)
@@ -191,15 +195,22 @@ pub async fn serve_udp(
         cx.node_id.clone(),
         cx.metrics.clone(),
         format,
-    );
+    )
+    .with_message_multiline(&message_multiline);
     let mut buffer = BytesMut::with_capacity(MAX_DATAGRAM * 16);
     let mut drops = KernelDrops::new(local);
     let mut drop_check = tokio::time::interval(Duration::from_secs(1));
     loop {
         buffer.reserve(MAX_DATAGRAM);
+        let held_until = batcher.deadline();
         let received = tokio::select! {
             biased;
             _ = cx.shutdown.cancelled() => break,
+            _ = super::sleep_until_deadline(held_until), if held_until.is_some() => {
+                batcher.flush_held(false);
+                batcher.flush(&cx.output).await;
+                continue;
+            }
             _ = drop_check.tick() => {
                 cx.metrics.discarded("receive_buffer_full", drops.new_drops());
                 continue;

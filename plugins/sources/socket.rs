@@ -84,6 +84,7 @@ impl Source for SocketSource {
                     idle_timeout: config.idle_timeout.map(|timeout| timeout.0),
                     tls: None,
                     multiline: config.multiline.clone(),
+                    message_multiline: MultilineConfig::None,
                 },
                 cx,
             )),
@@ -93,6 +94,7 @@ impl Source for SocketSource {
                 Datagram::Lines,
                 config.max_line_bytes,
                 config.format,
+                MultilineConfig::None,
                 cx,
             )),
         }

@@ -43,6 +43,10 @@ pub struct SyslogConfig {
     /// TCP: serve TLS with this certificate and key.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Join stack traces sent as one message per line, per host and program: `"none"`
+    /// (default), `"auto"`, or `{ start_pattern = "…", timeout = "1s" }`.
+    #[serde(default)]
+    pub multiline: MultilineConfig,
     /// UDP: kernel receive buffer to ask for, in bytes.
     #[serde(default = "default_receive_buffer_bytes")]
     pub receive_buffer_bytes: usize,
@@ -100,6 +104,7 @@ impl Source for SyslogSource {
                     idle_timeout: Some(config.idle_timeout.0),
                     tls: self.tls,
                     multiline: MultilineConfig::None,
+                    message_multiline: config.multiline.clone(),
                 },
                 cx,
             )),
@@ -109,6 +114,7 @@ impl Source for SyslogSource {
                 Datagram::Message,
                 config.max_message_bytes,
                 Format::Syslog,
+                config.multiline.clone(),
                 cx,
             )),
         }

@@ -18,6 +18,7 @@ use crate::parse::Stream;
 use crate::time::Timestamp;
 
 pub mod auto;
+pub mod entries;
 
 use self::auto::{Decision, Mode, PendingView};
 
