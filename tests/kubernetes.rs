@@ -123,3 +123,75 @@ path = "{out}"
     agent.signal("TERM");
     assert!(agent.wait_exit(Duration::from_secs(30)).success());
 }
+
+#[test]
+fn docker_json_file_partial_records_and_traces_are_joined_per_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("containers");
+    std::fs::create_dir_all(&logs).unwrap();
+    let out = dir.path().join("out.json");
+    let api = free_port();
+    let config = format!(
+        r#"
+[agent]
+data_dir = "data"
+[api]
+address = "127.0.0.1:{api}"
+[sources.docker]
+type = "file"
+include = ["{logs}/*-json.log"]
+format = "docker"
+[sinks.out]
+type = "file"
+inputs = ["docker"]
+path = "{out}"
+"#,
+        logs = logs.display(),
+        out = out.display()
+    );
+    let mut agent = Agent::start(dir.path(), &config, api);
+    let record = |stream: &str, log: &str, second: u32| {
+        serde_json::json!({"log": log, "stream": stream, "time": format!("2026-01-01T00:00:{second:02}.000000000Z")}).to_string()
+    };
+    // Docker splits lines over 16 KiB into records without a trailing newline.
+    let records = [
+        record("stdout", "INFO ready\n", 0),
+        record("stderr", "Traceback (most recent call last):\n", 1),
+        record("stdout", "INFO a long line spl", 1),
+        record(
+            "stderr",
+            "  File \"/app/shop/cart.py\", line 5, in discount\n",
+            1,
+        ),
+        record("stdout", "it in two records\n", 1),
+        record("stderr", "    return total / parts\n", 1),
+        record("stderr", "ZeroDivisionError: division by zero\n", 1),
+        record("stdout", "INFO after\n", 2),
+    ];
+    std::fs::write(logs.join("abc123-json.log"), records.join("\n") + "\n").unwrap();
+    let lines = wait_for_lines(&out, 4, Duration::from_secs(20));
+    let entries: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let messages: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["metadata"]["stream"].as_str().unwrap(),
+                e["message"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(entries.len(), 4, "{messages:#?}");
+    assert!(messages.contains(&("stdout", "INFO a long line split in two records")));
+    let trace = entries
+        .iter()
+        .find(|e| !e["error_trace"].is_null())
+        .unwrap();
+    assert_eq!(trace["metadata"]["stream"], "stderr");
+    assert_eq!(trace["metadata"]["exception"], "ZeroDivisionError");
+    assert_eq!(trace["timestamp"], "2026-01-01T00:00:01.000Z");
+    agent.signal("TERM");
+    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+}

@@ -504,6 +504,7 @@ impl Tailer {
             self.config.max_line_bytes,
             self.config.multiline.clone(),
             self.config.format == Format::Cri,
+            self.config.format == Format::Docker,
             Instant::now(),
         );
         let tailed = match tailed {

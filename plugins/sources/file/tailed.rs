@@ -19,6 +19,7 @@ use crate::framing::LineFramer;
 use crate::multiline::{Joined, LineAggregator, MultilineConfig};
 use crate::parse::Stream;
 use crate::parse::cri::parse_cri;
+use crate::parse::docker::parse_docker;
 use crate::time::Timestamp;
 use crate::topology::DeliveryStatus;
 
@@ -107,41 +108,79 @@ impl CriStream {
 /// A partial record longer than this is passed on as it is instead of growing further.
 const MAX_PARTIAL_BYTES: usize = 1024 * 1024;
 
-/// One CRI record into its stream: partial records are joined, then lines go through the
-/// stream's multiline aggregation. A line that is not a CRI record passes as stdout text.
-fn push_cri(
+/// A container runtime's record: its stream, time, whether more of its line follows, and text.
+struct Record {
+    stream: Stream,
+    time: Option<Timestamp>,
+    partial: bool,
+    message: Bytes,
+}
+
+fn parse_record(line: &Bytes, docker: bool) -> Option<Record> {
+    if docker {
+        let record = parse_docker(line).ok()?;
+        let message = match record.message {
+            std::borrow::Cow::Borrowed(text) => line.slice_ref(text),
+            std::borrow::Cow::Owned(text) => Bytes::from(text),
+        };
+        return Some(Record {
+            stream: record.stream.unwrap_or(Stream::Stdout),
+            time: record.timestamp,
+            partial: record.partial,
+            message,
+        });
+    }
+    let record = parse_cri(line).ok()?;
+    Some(Record {
+        stream: record.stream,
+        time: Some(record.timestamp),
+        partial: record.partial,
+        message: line.slice_ref(record.message),
+    })
+}
+
+/// One record into its stream: partial records are joined, then lines go through the stream's
+/// multiline aggregation. A line that is not a record passes as stdout text.
+fn push_record(
     streams: &mut [CriStream; 2],
+    docker: bool,
     line: Bytes,
     end_offset: u64,
     now: Instant,
     out: &mut Vec<Joined>,
 ) {
-    let Ok(record) = parse_cri(&line) else {
+    let Some(record) = parse_record(&line, docker) else {
         let stream = &mut streams[0];
         stream.stream = Stream::Stdout;
         let before = out.len();
-        stream.aggregator.push(line.clone(), end_offset, now, out);
+        stream.aggregator.push(line, end_offset, now, out);
         stream.label(&mut out[before..]);
         return;
     };
     let stream = &mut streams[usize::from(record.stream == Stream::Stderr)];
     stream.stream = record.stream;
-    let time = *stream.first_time.get_or_insert(record.timestamp);
+    let time = match stream.first_time {
+        Some(time) => Some(time),
+        None => {
+            stream.first_time = record.time;
+            record.time
+        }
+    };
     if record.partial && stream.partial.len() + record.message.len() < MAX_PARTIAL_BYTES {
-        stream.partial.extend_from_slice(record.message);
+        stream.partial.extend_from_slice(&record.message);
         return;
     }
     let message = if stream.partial.is_empty() {
-        line.slice_ref(record.message)
+        record.message
     } else {
-        stream.partial.extend_from_slice(record.message);
+        stream.partial.extend_from_slice(&record.message);
         stream.partial.split().freeze()
     };
     stream.first_time = None;
     let before = out.len();
     stream
         .aggregator
-        .push_timed(message, end_offset, now, Some(time), out);
+        .push_timed(message, end_offset, now, time, out);
     stream.label(&mut out[before..]);
 }
 
@@ -176,9 +215,11 @@ pub struct TailedFile {
     buffer: BytesMut,
     framer: LineFramer,
     aggregator: LineAggregator,
-    /// CRI container logs: stdout and stderr are assembled apart (partial `P` records joined,
-    /// then stack traces), so the two streams never mix.
+    /// Container logs (CRI, Docker json-file): stdout and stderr are assembled apart (partial
+    /// records joined, then stack traces), so the two streams never mix.
     cri: Option<Box<[CriStream; 2]>>,
+    /// Docker json-file records rather than CRI.
+    docker: bool,
     last_data_at: Instant,
     /// New data may be waiting (an event named this file, or the last read was not at EOF).
     pub active: bool,
@@ -218,6 +259,7 @@ impl TailedFile {
         max_line_bytes: usize,
         multiline: MultilineConfig,
         cri: bool,
+        docker: bool,
         now: Instant,
     ) -> std::io::Result<Self> {
         let mut file = file;
@@ -241,7 +283,9 @@ impl TailedFile {
             read_offset: offset,
             buffer: BytesMut::new(),
             framer: LineFramer::new(max_line_bytes),
-            cri: cri.then(|| Box::new([CriStream::new(&multiline), CriStream::new(&multiline)])),
+            cri: (cri || docker)
+                .then(|| Box::new([CriStream::new(&multiline), CriStream::new(&multiline)])),
+            docker,
             aggregator: LineAggregator::new(multiline),
             last_data_at: now,
             active: true,
@@ -326,7 +370,7 @@ impl TailedFile {
                     }
                 };
                 if let Some(streams) = self.cri.as_mut() {
-                    push_cri(streams, line, end_offset, now, &mut out.joined);
+                    push_record(streams, self.docker, line, end_offset, now, &mut out.joined);
                     continue;
                 }
                 // Blank lines go in too: inside a trace they are part of it.
@@ -348,7 +392,7 @@ impl TailedFile {
         {
             let end_offset = self.consumed_offset();
             match self.cri.as_mut() {
-                Some(streams) => push_cri(streams, line, end_offset, now, &mut out),
+                Some(streams) => push_record(streams, self.docker, line, end_offset, now, &mut out),
                 None => self.aggregator.push(line, end_offset, now, &mut out),
             }
         }
