@@ -195,3 +195,86 @@ path = "{out}"
     agent.signal("TERM");
     assert!(agent.wait_exit(Duration::from_secs(30)).success());
 }
+
+#[test]
+fn pod_labels_come_from_a_fake_api_server_once_per_pod() {
+    use common::fake_model::{FakeServer, Recorded, Reply};
+
+    let dir = tempfile::tempdir().unwrap();
+    let pods = dir.path().join("pods");
+    let container = pods.join("shop_checkout-7d9f_0a1b2c3d-uid/checkout");
+    std::fs::create_dir_all(&container).unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "service-account-token\n").unwrap();
+    let api_server = FakeServer::start(Reply::json(
+        404,
+        serde_json::json!({"kind": "Status", "code": 404}),
+    ));
+    api_server.set_responder(|request: &Recorded| {
+        (request.path == "/api/v1/namespaces/shop/pods/checkout-7d9f").then(|| {
+            Reply::json(
+                200,
+                serde_json::json!({
+                    "kind": "Pod",
+                    "apiVersion": "v1",
+                    "metadata": {
+                        "name": "checkout-7d9f",
+                        "namespace": "shop",
+                        "uid": "0a1b2c3d-uid",
+                        "labels": {"app": "checkout", "pod-template-hash": "7d9f"}
+                    },
+                    "spec": {"nodeName": "node-1", "containers": [{"name": "checkout", "image": "acme/checkout:1.4"}]},
+                    "status": {"phase": "Running"}
+                }),
+            )
+        })
+    });
+    let out = dir.path().join("out.json");
+    let api = free_port();
+    let config = format!(
+        r#"
+[agent]
+data_dir = "data"
+[api]
+address = "127.0.0.1:{api}"
+[sources.pods]
+type = "kubernetes_logs"
+pods_root = "{pods}"
+multiline = "none"
+enrich = true
+api_server = "{server}"
+token_file = "{token}"
+ca_file = "{missing}"
+[sinks.out]
+type = "file"
+inputs = ["pods"]
+path = "{out}"
+"#,
+        pods = pods.display(),
+        server = api_server.base_url(),
+        token = token.display(),
+        missing = dir.path().join("no-ca.crt").display(),
+        out = out.display()
+    );
+    let mut agent = Agent::start(dir.path(), &config, api);
+    std::fs::write(
+        container.join("0.log"),
+        "2026-01-01T00:00:00.000000000Z stdout F one\n2026-01-01T00:00:01.000000000Z stdout F two\n",
+    )
+    .unwrap();
+    let lines = wait_for_lines(&out, 2, Duration::from_secs(20));
+    for line in &lines {
+        let entry: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            entry["metadata"]["labels"],
+            serde_json::json!({"app": "checkout", "pod-template-hash": "7d9f"})
+        );
+    }
+    assert_eq!(api_server.request_count(), 1, "cached per pod");
+    assert_eq!(
+        api_server.requests()[0].headers["authorization"],
+        "Bearer service-account-token"
+    );
+    agent.signal("TERM");
+    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+}

@@ -53,8 +53,10 @@ pub struct RemediateConfig {
     /// First wait before a failed incident is tried again (doubling each time).
     #[serde(default = "default_retry_failed_after")]
     pub retry_failed_after: ConfigDuration,
-    /// Stack-trace path prefix → repository path prefix, e.g. `{ "/app/" = "" }`.
-    #[serde(default)]
+    /// Stack-trace path prefix → repository path prefix, e.g. `{ "/app/" = "" }`. Unset: the
+    /// working directories container images commonly use (`/app/`, `/usr/src/app/`,
+    /// `/opt/app/`, `/srv/app/`, `/workspace/`, `/home/app/`) map to the repository root.
+    #[serde(default = "container_path_map")]
     pub path_map: PathMap,
     /// Patterns redacted besides the built-in secrets: `[{ name = "…", pattern = "regex" }]`.
     #[serde(default)]
@@ -76,6 +78,22 @@ pub struct RemediateConfig {
     /// Limits on what a fix may touch.
     #[serde(default)]
     pub guard: Guard,
+}
+
+/// Container images put the code in one of a few places; each maps to the repository root.
+fn container_path_map() -> PathMap {
+    PathMap::new(
+        [
+            "/app/",
+            "/usr/src/app/",
+            "/opt/app/",
+            "/srv/app/",
+            "/workspace/",
+            "/home/app/",
+        ]
+        .into_iter()
+        .map(|prefix| (prefix.to_string(), String::new())),
+    )
 }
 
 fn default_min_occurrences() -> u64 {

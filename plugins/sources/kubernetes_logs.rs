@@ -11,7 +11,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::default_max_line_bytes;
-use super::file::{FileConfig, ReadFrom};
+use std::path::PathBuf;
+
+use super::file::{FileConfig, PodLabelsConfig, ReadFrom};
 use crate::component::{BuildContext, BuildError, Source, SourceConfig};
 use crate::config::ConfigDuration;
 use crate::multiline::MultilineConfig;
@@ -32,6 +34,32 @@ pub struct KubernetesLogsConfig {
     pub multiline: MultilineConfig,
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: usize,
+    /// Add `metadata.labels` of each pod, from the Kubernetes API (in-cluster credentials).
+    #[serde(default)]
+    pub enrich: bool,
+    /// The API server (in a pod: `https://kubernetes.default.svc`).
+    #[serde(default = "default_api_server")]
+    pub api_server: String,
+    #[serde(default = "default_token_file")]
+    pub token_file: PathBuf,
+    #[serde(default = "default_ca_file")]
+    pub ca_file: PathBuf,
+    /// How long a pod's labels are kept before they are looked up again.
+    #[serde(default = "default_labels_ttl")]
+    pub labels_ttl: ConfigDuration,
+}
+
+fn default_api_server() -> String {
+    "https://kubernetes.default.svc".to_string()
+}
+fn default_token_file() -> PathBuf {
+    PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount/token")
+}
+fn default_ca_file() -> PathBuf {
+    PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
+}
+fn default_labels_ttl() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(300))
 }
 
 fn default_pods_root() -> String {
@@ -52,6 +80,12 @@ impl SourceConfig for KubernetesLogsConfig {
             partial_line_timeout: ConfigDuration(Duration::from_secs(1)),
             forget_after: ConfigDuration(Duration::from_secs(24 * 3600)),
             kubernetes: true,
+            pod_labels: self.enrich.then(|| PodLabelsConfig {
+                api_server: self.api_server.clone(),
+                token_file: self.token_file.clone(),
+                ca_file: Some(self.ca_file.clone()),
+                ttl: self.labels_ttl.0,
+            }),
         };
         file.build(cx)
     }

@@ -16,6 +16,7 @@
 //! * deletion: the open handle is read to its end, then closed and its checkpoint removed.
 
 mod discovery;
+pub mod pod_labels;
 mod tailed;
 
 use std::collections::{HashMap, HashSet};
@@ -94,6 +95,18 @@ pub struct FileConfig {
     /// Set by `kubernetes_logs`: entries get their pod's metadata from the path.
     #[serde(skip)]
     pub kubernetes: bool,
+    /// Set by `kubernetes_logs` with `enrich = true`: where to look up pod labels.
+    #[serde(skip)]
+    pub pod_labels: Option<PodLabelsConfig>,
+}
+
+/// The Kubernetes API server and credentials for pod labels.
+#[derive(Debug, Clone)]
+pub struct PodLabelsConfig {
+    pub api_server: String,
+    pub token_file: PathBuf,
+    pub ca_file: Option<PathBuf>,
+    pub ttl: Duration,
 }
 
 fn default_scan_interval() -> ConfigDuration {
@@ -187,6 +200,7 @@ struct Tailer {
     /// Checkpoint rows to delete with the next write.
     forget: Vec<String>,
     next_serial: u64,
+    pod_labels: Option<pod_labels::PodLabels>,
     acks: flume::Receiver<Ack>,
     ack_sender: flume::Sender<Ack>,
     last_persist: Instant,
@@ -200,6 +214,17 @@ impl Tailer {
         handle: tokio::runtime::Handle,
     ) -> Self {
         let (ack_sender, acks) = flume::unbounded();
+        let pod_labels = source.config.pod_labels.as_ref().and_then(|labels| {
+            pod_labels::PodLabels::new(
+                &labels.api_server,
+                labels.token_file.clone(),
+                labels.ca_file.clone(),
+                labels.ttl,
+                handle.clone(),
+            )
+            .map_err(|error| tracing::warn!(%error, "pod labels unavailable"))
+            .ok()
+        });
         let id: &str = &cx.id;
         Tailer {
             files_watched: source.families.watched.with_label_values(&[id]),
@@ -227,6 +252,7 @@ impl Tailer {
             closed: Vec::new(),
             forget: Vec::new(),
             next_serial: 0,
+            pod_labels,
             acks,
             ack_sender,
             last_persist: Instant::now(),
@@ -826,14 +852,18 @@ impl Tailer {
                 end_offset = item.end_offset;
                 lines += item.lines as u64;
                 bytes += item.text.len();
-                entries.push(entry_from(
+                let mut entry = entry_from(
                     item,
                     &self.config,
                     &file.path_text,
                     &self.source,
                     &self.node_id,
                     read_at,
-                ));
+                );
+                if let Some(pod_labels) = self.pod_labels.as_mut() {
+                    add_pod_labels(pod_labels, &mut entry);
+                }
+                entries.push(entry);
             }
             let seq = file.begin_batch(end_offset);
             let acks = self.ack_sender.clone();
@@ -1030,6 +1060,23 @@ fn entry_from(
         pod_metadata(path, &mut entry.metadata);
     }
     entry
+}
+
+/// `metadata.labels` of the entry's pod, when it has a namespace and pod.
+fn add_pod_labels(pod_labels: &mut pod_labels::PodLabels, entry: &mut LogEntry) {
+    let text = |key: &str| {
+        entry
+            .metadata
+            .get(key)
+            .and_then(Value::as_str_lossy)
+            .map(|t| t.into_owned())
+    };
+    let (Some(namespace), Some(pod)) = (text("namespace"), text("pod")) else {
+        return;
+    };
+    if let Some(labels) = pod_labels.labels(&namespace, &pod) {
+        entry.metadata.insert("labels", Value::Map(labels));
+    }
 }
 
 /// `namespace`, `pod`, `pod_uid` and `container` from a kubelet log path:
