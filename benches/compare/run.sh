@@ -13,6 +13,8 @@
 #   --tailfix-encoding json|text   tailfix's file sink encoding (default json, the product default)
 #   --no-install   do not install peers (skip any that are missing)
 #   --no-ceiling   skip measuring the sender into a trivial reader
+#   --max-other C  redo a run if other processes on the machine (other engineers' compiles) took
+#                  more than C cores meanwhile (default 0.5); --retries N times at most (default 3)
 #
 # Environment: COMPARE_WORK (scratch folder, default target/compare: holds the 1 GiB input, the
 # unpacked syslog-ng and each run's output), TAILFIX_BIN (default target/release/tailfix; built
@@ -44,6 +46,8 @@ PEER_FORMAT=native
 ENCODING=json
 INSTALL=1
 CEILING=1
+MAX_OTHER=0.5 # a run during which other work took more cores than this is done again ...
+RETRIES=3     # ... up to this many times (then the last attempt is kept, and flagged)
 while (($#)); do
     case $1 in
     S1 | S2 | S3 | S4 | idle) SCENARIOS+=("$1") ;;
@@ -54,6 +58,8 @@ while (($#)); do
     --tailfix-encoding) ENCODING=$2; shift ;;
     --no-install) INSTALL=0 ;;
     --no-ceiling) CEILING=0 ;;
+    --max-other) MAX_OTHER=$2; shift ;;
+    --retries) RETRIES=$2; shift ;;
     -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -141,6 +147,8 @@ hwm_of() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
 busy_seconds() { awk -v hz="$HZ" '/^cpu / { printf "%.3f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat; }
 # kv KEY "k=v k=v ...": the value of KEY in one of sender's report lines.
 kv() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
+# 1234567.8 -> 1,234,568 (no locale needed).
+commas() { printf '%.0f' "$1" | sed ':a; s/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/; ta'; }
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 
 # ---- starting and stopping a receiver --------------------------------------------------------------
@@ -240,16 +248,17 @@ trap 'stop' EXIT
 trap 'exit 130' INT TERM
 
 # record SCENARIO TOOL RUN SECONDS MSGS BYTES CPU RSS_KIB RECEIVED OTHER_CORES
+# The main loop appends LAST_RECORD to results.tsv once it accepts the run (see --max-other).
 record() {
-    printf '%s\t' "$@" | sed 's/\t$//' >>"$RESULTS"
-    echo >>"$RESULTS"
-    log "$(printf '%-5s %-9s run %s: %s s, %s msgs, cpu %s s, rss %s KiB, received %s, other load %s cores' "$@")"
+    LAST_RECORD=$(printf '%s\t' "$@" | sed 's/\t$//')
+    log "$(printf '%-5s %-9s run %s: %s s, %s msgs, %s bytes, cpu %s s, rss %s KiB, received %s, other load %s cores' "$@")"
 }
 
 # Cores' worth of CPU that neither the receiver nor our helpers used during a run: how much the
 # other engineers' compiles (and kernel writeback) competed with this run.
+# Clamped at 0: tick-granular process accounting can make it slightly negative.
 other_cores() { # busy0 busy1 receiver_cpu helpers_cpu seconds
-    calc "(($2 - $1) - $3 - $4) / $5"
+    awk -v b0="$1" -v b1="$2" -v r="$3" -v h="$4" -v s="$5" 'BEGIN { v = ((b1 - b0) - r - h) / s; printf "%.3f", v < 0 ? 0 : v }'
 }
 
 # ---- scenarios -------------------------------------------------------------------------------------
@@ -263,7 +272,7 @@ measure_ceiling() {
     wait "$sink_pid"
     SENDER_RATE=$(kv msg_per_s "$out")
     log "sender ceiling: $SENDER_RATE msg/s into a trivial reader"
-    echo "sender ceiling: $(printf "%'d" "$SENDER_RATE") msg/s ($(calc "$SENDER_RATE * 200 / 1048576" | cut -d. -f1) MiB/s) of 200-byte lines into a trivial reader ($CEILING_MSGS lines, one TCP connection)" >>"$NOTES"
+    echo "sender ceiling: $(commas "$SENDER_RATE") msg/s ($(calc "$SENDER_RATE * 200 / 1048576" | cut -d. -f1) MiB/s) of 200-byte lines into a trivial reader ($CEILING_MSGS lines, one TCP connection)" >>"$NOTES"
 }
 
 run_s1() { # tool run
@@ -313,6 +322,8 @@ make_input() {
     if [[ ! -s $WORK/input.meta ]] || [[ $(kv want "$(<"$WORK/input.meta")") != "$S3_BYTES" ]]; then
         log "generating $WORK/input.log ($((S3_BYTES >> 20)) MiB)"
         echo "want=$S3_BYTES $("$SENDER" gen "$WORK/input.log" "$S3_BYTES")" >"$WORK/input.meta"
+        # Written back now, not by the kernel's flusher during the first runs.
+        sync "$WORK/input.log"
     fi
     INPUT_META=$(<"$WORK/input.meta")
     # Same starting point for every tool: the input is in the page cache (24 GiB RAM here).
@@ -434,8 +445,8 @@ table() {
             else
                 local rec_text
                 rec_text=$(awk -v r="$rec" 'BEGIN { printf "%.2f %%", r * 100 }')
-                printf "| %s | %s | %'.0f | %.1f | %.2f | %.2f | %.1f | %s | %.2f | %s |\n" \
-                    "$s" "$label" "$rate" "$mib" "$cpu" "$per_m" "$rss" "$rec_text" "$other" "$ratio"
+                printf "| %s | %s | %s | %.1f | %.2f | %.2f | %.1f | %s | %.2f | %s |\n" \
+                    "$s" "$label" "$(commas "$rate")" "$mib" "$cpu" "$per_m" "$rss" "$rec_text" "$other" "$ratio"
             fi
         done
     done
@@ -463,14 +474,29 @@ for s in "${SCENARIOS[@]}"; do
     for ((r = 1; r <= RUNS; r++)); do
         for t in tailfix rsyslog syslog-ng; do
             has_tool "$t" || continue
-            case $s in
-            S1) run_s1 "$t" "$r" ;;
-            S2) run_s2 "$t" "$r" ;;
-            S3) run_s3 "$t" "$r" S3 ;;
-            # Peers have nothing to add for S4: their S3 runs stand in (see the table).
-            S4) [[ $t == tailfix ]] && run_s3 "$t" "$r" S4 ;;
-            idle) [[ $t == tailfix ]] && run_idle "$r" ;;
-            esac
+            # Peers have nothing to add for S4 (their S3 runs stand in) and no idle figure.
+            [[ $s == S4 || $s == idle ]] && [[ $t != tailfix ]] && continue
+            for ((attempt = 0; attempt <= RETRIES; attempt++)); do
+                # Dirty pages of earlier runs go to disk now, not while this run is timed.
+                sync
+                LAST_RECORD=
+                case $s in
+                S1) run_s1 "$t" "$r" ;;
+                S2) run_s2 "$t" "$r" ;;
+                S3 | S4) run_s3 "$t" "$r" "$s" ;;
+                idle) run_idle "$r" ;;
+                esac
+                [[ -n $LAST_RECORD ]] || break
+                other=$(cut -f10 <<<"$LAST_RECORD")
+                awk -v o="$other" -v m="$MAX_OTHER" 'BEGIN { exit !(o > m) }' || break
+                if ((attempt < RETRIES)); then
+                    log "other work took $other cores during that run (> $MAX_OTHER): again"
+                    sleep 5
+                else
+                    echo "$s $t run $r: other work took $other cores even after $RETRIES retries" >>"$NOTES"
+                fi
+            done
+            [[ -n $LAST_RECORD ]] && echo "$LAST_RECORD" >>"$RESULTS"
         done
     done
 done
