@@ -14,7 +14,8 @@
 #   --no-install   do not install peers (skip any that are missing)
 #   --no-ceiling   skip measuring the sender into a trivial reader
 #   --max-other C  redo a run if other processes on the machine (other engineers' compiles) took
-#                  more than C cores meanwhile (default 0.5); --retries N times at most (default 3)
+#                  more than C cores meanwhile (default 0.5); --retries N times at most (default 3);
+#                  before each run, wait up to --quiet-wait S seconds (default 300) for such quiet
 #
 # Environment: COMPARE_WORK (scratch folder, default target/compare: holds the 1 GiB input, the
 # unpacked syslog-ng and each run's output), TAILFIX_BIN (default target/release/tailfix; built
@@ -48,6 +49,7 @@ INSTALL=1
 CEILING=1
 MAX_OTHER=0.5 # a run during which other work took more cores than this is done again ...
 RETRIES=3     # ... up to this many times (then the last attempt is kept, and flagged)
+QUIET_WAIT=300 # before each run, wait up to this long for the machine to be that quiet
 while (($#)); do
     case $1 in
     S1 | S2 | S3 | S4 | idle) SCENARIOS+=("$1") ;;
@@ -60,6 +62,7 @@ while (($#)); do
     --no-ceiling) CEILING=0 ;;
     --max-other) MAX_OTHER=$2; shift ;;
     --retries) RETRIES=$2; shift ;;
+    --quiet-wait) QUIET_WAIT=$2; shift ;;
     -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -143,8 +146,10 @@ sng() { LD_LIBRARY_PATH=$SNG_ROOT/usr/lib/syslog-ng "$SNG_ROOT/usr/sbin/syslog-n
 cpu_of() { awk -v hz="$HZ" '{ sub(/^.*\) /, ""); split($0, f, " "); printf "%.3f", (f[12] + f[13]) / hz }' "/proc/$1/stat"; }
 # Peak resident set (VmHWM) in KiB.
 hwm_of() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
-# CPU seconds the whole machine spent busy so far (user nice system irq softirq steal).
-busy_seconds() { awk -v hz="$HZ" '/^cpu / { printf "%.3f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat; }
+# "BUSY:TIME": CPU seconds that processes on the whole machine have used so far (user nice system
+# steal; not irq/softirq, which here is mostly the loopback traffic the benchmark itself makes),
+# and the wall-clock time of that reading.
+busy_seconds() { awk -v hz="$HZ" -v now="$(date +%s.%N)" '/^cpu / { printf "%.3f:%s", ($2 + $3 + $4 + $9) / hz, now }' /proc/stat; }
 # kv KEY "k=v k=v ...": the value of KEY in one of sender's report lines.
 kv() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
 # 1234567.8 -> 1,234,568 (no locale needed).
@@ -244,7 +249,12 @@ stop() {
     wait "$TOOL_PID" 2>/dev/null || true
     TOOL_PID=
 }
-trap 'stop' EXIT
+COUNT_PID=
+cleanup() {
+    [[ -n $COUNT_PID ]] && kill "$COUNT_PID" 2>/dev/null
+    stop
+}
+trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # record SCENARIO TOOL RUN SECONDS MSGS BYTES CPU RSS_KIB RECEIVED OTHER_CORES
@@ -256,9 +266,26 @@ record() {
 
 # Cores' worth of CPU that neither the receiver nor our helpers used during a run: how much the
 # other engineers' compiles (and kernel writeback) competed with this run.
+# Averaged over the window between the two readings (receiver_cpu must cover the same window).
 # Clamped at 0: tick-granular process accounting can make it slightly negative.
-other_cores() { # busy0 busy1 receiver_cpu helpers_cpu seconds
-    awk -v b0="$1" -v b1="$2" -v r="$3" -v h="$4" -v s="$5" 'BEGIN { v = ((b1 - b0) - r - h) / s; printf "%.3f", v < 0 ? 0 : v }'
+other_cores() { # busy0 busy1 receiver_cpu helpers_cpu
+    awk -v a="$1" -v b="$2" -v r="$3" -v h="$4" 'BEGIN {
+        split(a, x, ":"); split(b, y, ":")
+        v = ((y[1] - x[1]) - r - h) / (y[2] - x[2]); printf "%.3f", v < 0 ? 0 : v }'
+}
+
+# Before a run: wait (up to QUIET_WAIT s) until other work takes at most MAX_OTHER cores, sampled
+# over 2 s while none of ours runs. Cheaper than timing a run only to throw it away.
+wait_quiet() {
+    local waited=0 a b other
+    while :; do
+        a=$(busy_seconds); sleep 2; b=$(busy_seconds)
+        other=$(other_cores "$a" "$b" 0 0)
+        awk -v o="$other" -v m="$MAX_OTHER" 'BEGIN { exit !(o > m) }' || return 0
+        ((waited == 0)) && log "machine busy (other work: $other cores); waiting up to $QUIET_WAIT s"
+        ((waited >= QUIET_WAIT)) && { log "still busy ($other cores): running anyway"; return 0; }
+        sleep 8; waited=$((waited + 10))
+    done
 }
 
 # ---- scenarios -------------------------------------------------------------------------------------
@@ -281,7 +308,7 @@ run_s1() { # tool run
     cpu0=$(cpu_of "$TOOL_PID") busy0=$(busy_seconds)
     # The counter follows the output file from the start; done when it holds every line.
     "$SENDER" count "$RUN/out.log" "$S1_MSGS" 10 300 >"$RUN/count.out" &
-    count_pid=$!
+    count_pid=$! COUNT_PID=$!
     send=$("$SENDER" tcp 127.0.0.1 "$PORT" "$S1_MSGS")
     wait "$count_pid"
     count=$(<"$RUN/count.out")
@@ -292,7 +319,7 @@ run_s1() { # tool run
     [[ $lines -ge $S1_MSGS ]] || log "WARNING: $1 wrote $lines of $S1_MSGS lines ($(kv reason "$count"))"
     record S1 "$1" "$2" "$secs" "$lines" "$(calc "$lines * 200")" "$(calc "$cpu1 - $cpu0")" "$rss" \
         "$(calc "$lines / $S1_MSGS")" \
-        "$(other_cores "$busy0" "$busy1" "$(calc "$cpu1 - $cpu0")" "$(calc "$(kv cpu "$send") + $(kv cpu "$count")")" "$secs")"
+        "$(other_cores "$busy0" "$busy1" "$(calc "$cpu1 - $cpu0")" "$(calc "$(kv cpu "$send") + $(kv cpu "$count")")")"
 }
 
 run_s2() { # tool run
@@ -305,7 +332,7 @@ run_s2() { # tool run
     cpu0=$(cpu_of "$TOOL_PID") busy0=$(busy_seconds)
     # Done when every datagram is written or the output has been still for 3 s (the rest was lost).
     "$SENDER" count "$RUN/out.log" "$((S2_RATE * S2_SECONDS))" 3 $((S2_SECONDS + 120)) >"$RUN/count.out" &
-    count_pid=$!
+    count_pid=$! COUNT_PID=$!
     send=$("$SENDER" udp 127.0.0.1 "$PORT" "$S2_RATE" "$S2_SECONDS")
     wait "$count_pid"
     count=$(<"$RUN/count.out")
@@ -314,7 +341,7 @@ run_s2() { # tool run
     lines=$(kv lines "$count") sent=$(kv sent "$send")
     record S2 "$1" "$2" "$S2_SECONDS" "$lines" "$(calc "$lines * 199")" "$(calc "$cpu1 - $cpu0")" "$rss" \
         "$(calc "$lines / $sent")" \
-        "$(other_cores "$busy0" "$busy1" "$(calc "$cpu1 - $cpu0")" "$(calc "$(kv cpu "$send") + $(kv cpu "$count")")" "$(calc "$(kv end "$count") - $(kv start "$send")")")"
+        "$(other_cores "$busy0" "$busy1" "$(calc "$cpu1 - $cpu0")" "$(calc "$(kv cpu "$send") + $(kv cpu "$count")")")"
 }
 
 # The input of S3/S4, made once (and again if the size asked for changes).
@@ -350,7 +377,7 @@ run_s3() { # tool run scenario(S3|S4)
     [[ $lines -ge $want ]] || log "WARNING: $1 wrote $lines of $want lines ($(kv reason "$count"))"
     # msg/s and MiB/s are of the input read (complete runs read all of it).
     record "$scenario" "$1" "$2" "$secs" "$in_lines" "$in_bytes" "$cpu1" "$rss" "$(calc "$lines / $want")" \
-        "$(other_cores "$busy0" "$busy1" "$cpu1" "$(kv cpu "$count")" "$secs")"
+        "$(other_cores "$busy0" "$busy1" "$cpu1" "$(kv cpu "$count")")"
 }
 
 run_idle() { # run
@@ -378,7 +405,7 @@ run_idle() { # run
     stop
     rm -rf "$dir"
     record idle tailfix "$1" "$IDLE_SECONDS" 0 0 "$(calc "$cpu1 - $cpu0")" "$rss" - \
-        "$(other_cores "$busy0" "$busy1" "$(calc "$cpu1 - $cpu0")" 0 "$IDLE_SECONDS")"
+        "$(other_cores "$busy0" "$busy1" "$(calc "$cpu1 - $cpu0")" 0)"
 }
 
 # ---- the table -------------------------------------------------------------------------------------
@@ -479,6 +506,7 @@ for s in "${SCENARIOS[@]}"; do
             for ((attempt = 0; attempt <= RETRIES; attempt++)); do
                 # Dirty pages of earlier runs go to disk now, not while this run is timed.
                 sync
+                wait_quiet
                 LAST_RECORD=
                 case $s in
                 S1) run_s1 "$t" "$r" ;;
