@@ -172,7 +172,10 @@ mod tests {
         encode_json(&back, &mut again);
         let as_json = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).unwrap();
         assert_eq!(as_json(&again), as_json(&line));
-        assert_eq!((back.level, back.timestamp, &back.error_trace), (entry.level, entry.timestamp, &entry.error_trace));
+        assert_eq!(
+            (back.level, back.timestamp, &back.error_trace),
+            (entry.level, entry.timestamp, &entry.error_trace)
+        );
         assert!(entry_from_json(b"{\"message\": 1}", &Arc::from("agg")).is_err());
         assert!(entry_from_json(b"not json", &Arc::from("agg")).is_err());
     }

@@ -107,23 +107,55 @@ const NEEDS_ESCAPE: [bool; 256] = {
 };
 
 /// Appends `text` as a quoted JSON string; invalid UTF-8 becomes U+FFFD.
+///
+/// Log text is almost always printable ASCII, so the common case is checked eight bytes at a
+/// time: a word with no control byte, quote, backslash or non-ASCII byte is copied as it is,
+/// and UTF-8 validation runs only on text that has non-ASCII bytes.
 pub fn write_json_string(out: &mut Vec<u8>, text: &[u8]) {
+    if text.is_ascii() {
+        write_escaped(out, text);
+        return;
+    }
     match std::str::from_utf8(text) {
         Ok(valid) => write_escaped(out, valid.as_bytes()),
         Err(_) => write_escaped(out, String::from_utf8_lossy(text).as_bytes()),
     }
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any byte of `word` is a control byte (< 0x20), `"` or `\\` (bytes ≥ 0x80 pass: they
+/// are valid UTF-8 here and need no escaping).
+fn has_special(word: u64) -> bool {
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    let quote = has_zero(word ^ (ONES * u64::from(b'"')));
+    let backslash = has_zero(word ^ (ONES * u64::from(b'\\')));
+    (control | quote | backslash) != 0
+}
+
 fn write_escaped(out: &mut Vec<u8>, text: &[u8]) {
     out.reserve(text.len() + 2);
     out.push(b'"');
     let mut run_start = 0;
-    for (index, &byte) in text.iter().enumerate() {
+    let mut index = 0;
+    while index < text.len() {
+        if index + 8 <= text.len() {
+            let word = u64::from_le_bytes(text[index..index + 8].try_into().unwrap_or([0; 8]));
+            if !has_special(word) {
+                index += 8;
+                continue;
+            }
+        }
+        let byte = text[index];
         if !NEEDS_ESCAPE[byte as usize] {
+            index += 1;
             continue;
         }
         out.extend_from_slice(&text[run_start..index]);
         run_start = index + 1;
+        index += 1;
         match byte {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -190,6 +222,21 @@ mod tests {
                 "metadata": {"host": "web-1", "structured_data": {"origin": {"id": "42"}}, "severity": 3}
             })
         );
+    }
+
+    #[test]
+    fn every_byte_is_escaped_as_serde_json_would_read_it_back() {
+        // Each special byte at every position of a word, among plain text and UTF-8.
+        for special in (0u8..0x20).chain([b'"', b'\\']) {
+            for position in 0..17 {
+                let mut text = b"plain text, and \xc3\xa9t\xc3\xa9 too".to_vec();
+                text.insert(position, special);
+                let mut out = Vec::new();
+                write_json_string(&mut out, &text);
+                let back: String = serde_json::from_slice(&out).unwrap();
+                assert_eq!(back.as_bytes(), &text[..]);
+            }
+        }
     }
 
     #[test]
