@@ -132,8 +132,33 @@ fn cow_bytes(line: &Bytes, text: Cow<'_, [u8]>) -> Bytes {
     }
 }
 
+/// A metadata key from the input. Field names repeat from line to line (`sequenceId`,
+/// `user_id`), so the first `MAX_INTERNED` distinct short keys of each thread are kept once for
+/// the life of the process and shared; rarer keys get their own string.
 fn lossy_key(key: &[u8]) -> Cow<'static, str> {
-    Cow::Owned(String::from_utf8_lossy(key).into_owned())
+    const MAX_INTERNED: usize = 4096;
+    const MAX_KEY_BYTES: usize = 64;
+    thread_local! {
+        static INTERNED: std::cell::RefCell<std::collections::HashMap<Box<[u8]>, &'static str>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Cow::Owned(String::from_utf8_lossy(key).into_owned());
+    }
+    INTERNED.with(|interned| {
+        let mut interned = interned.borrow_mut();
+        if let Some(known) = interned.get(key) {
+            return Cow::Borrowed(*known);
+        }
+        let owned = String::from_utf8_lossy(key).into_owned();
+        if interned.len() >= MAX_INTERNED {
+            return Cow::Owned(owned);
+        }
+        // Bounded by MAX_INTERNED × MAX_KEY_BYTES per thread: leaked on purpose.
+        let shared: &'static str = Box::leak(owned.into_boxed_str());
+        interned.insert(key.into(), shared);
+        Cow::Borrowed(shared)
+    })
 }
 
 /// The whole line as the message; a leading RFC 3339 or BSD time becomes the entry's time.
