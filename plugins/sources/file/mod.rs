@@ -47,7 +47,7 @@ use crate::topology::{Batch, DeliveryStatus, Finalizer, MAX_BATCH_ENTRIES, Outpu
 /// How often acknowledged positions are written to the state store.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(10);
 /// Most bytes read from one file before the others get their turn.
-const READ_QUOTA: usize = 1024 * 1024;
+const READ_QUOTA: usize = 256 * 1024;
 /// Longest wait for an event when nothing is happening.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 /// A rotated-away file is closed once it has been at its end this long.
@@ -843,6 +843,7 @@ impl Tailer {
             .lines
             .with_label_values(&[&*self.source, &file.path.to_string_lossy()]);
         let mut joined = joined.into_iter().peekable();
+        let mut ready = Vec::new();
         while joined.peek().is_some() {
             let mut entries = Vec::with_capacity(MAX_BATCH_ENTRIES.min(joined.len()));
             let mut bytes = 0;
@@ -879,8 +880,35 @@ impl Tailer {
             );
             self.metrics.received(batch.len(), bytes);
             lines_counter.inc_by(lines);
-            self.handle.block_on(output.send(batch));
+            ready.push(batch);
         }
+        for batch in ready {
+            self.send(&output, batch);
+        }
+    }
+
+    /// Sends one batch; while the pipeline pushes back, acknowledgements keep being taken and
+    /// checkpoints written, so a crash under backpressure replays little.
+    fn send(&mut self, output: &Output, batch: Batch) {
+        let handle = self.handle.clone();
+        let acks = self.acks.clone();
+        handle.block_on(async {
+            let sending = output.send(batch);
+            tokio::pin!(sending);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut sending => return,
+                    ack = acks.recv_async() => {
+                        if let Ok(ack) = ack {
+                            self.acknowledge(ack);
+                            self.take_acks();
+                            self.persist(false);
+                        }
+                    }
+                }
+            }
+        });
     }
 
     fn take_acks(&mut self) {
