@@ -510,7 +510,9 @@ for s in "${SCENARIOS[@]}"; do
             # Peers have nothing to add for S4 (their S3 runs stand in) and no idle figure.
             [[ $s == S4 || $s == idle ]] && [[ $t != tailfix ]] && continue
             for ((attempt = 0; attempt <= RETRIES; attempt++)); do
-                # Dirty pages of earlier runs go to disk now, not while this run is timed.
+                # The previous output goes now (unlinking 2 GiB takes a while: not on S3's clock),
+                # and dirty pages of earlier runs go to disk now, not while this run is timed.
+                rm -rf "$RUN"
                 sync
                 wait_quiet
                 LAST_RECORD=
