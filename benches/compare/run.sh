@@ -11,6 +11,7 @@
 #   --tools    comma-separated subset of tailfix,rsyslog,syslog-ng (default: all three)
 #   --peer-format native|json   peers write their default file format (default) or JSON
 #   --tailfix-encoding json|text   tailfix's file sink encoding (default json, the product default)
+#   --s2-rate R    UDP datagrams/s offered in S2 (default 100000)
 #   --no-install   do not install peers (skip any that are missing)
 #   --no-ceiling   skip measuring the sender into a trivial reader
 #   --max-other C  redo a run if other processes on the machine (other engineers' compiles) took
@@ -63,6 +64,7 @@ while (($#)); do
     --max-other) MAX_OTHER=$2; shift ;;
     --retries) RETRIES=$2; shift ;;
     --quiet-wait) QUIET_WAIT=$2; shift ;;
+    --s2-rate) S2_RATE_SET=$2; shift ;;
     -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -77,6 +79,7 @@ S3_BYTES=$((1 << 30)) # the tailed file
 IDLE_SECONDS=30
 CEILING_MSGS=10000000
 RCVBUF=8388608 # UDP receive buffer asked for by every tool (tailfix's default)
+S2_RATE=${S2_RATE_SET:-$S2_RATE}
 if ((QUICK)); then
     S1_MSGS=100000 S2_SECONDS=2 S3_BYTES=$((64 << 20)) IDLE_SECONDS=5 CEILING_MSGS=2000000
     ((RUNS_SET)) || RUNS=1
@@ -251,8 +254,9 @@ stop() {
 }
 COUNT_PID=
 cleanup() {
-    [[ -n $COUNT_PID ]] && kill "$COUNT_PID" 2>/dev/null
+    if [[ -n $COUNT_PID ]]; then kill "$COUNT_PID" 2>/dev/null || true; fi
     stop
+    true # the EXIT trap's status would become the script's
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -311,6 +315,7 @@ run_s1() { # tool run
     count_pid=$! COUNT_PID=$!
     send=$("$SENDER" tcp 127.0.0.1 "$PORT" "$S1_MSGS")
     wait "$count_pid"
+    COUNT_PID=
     count=$(<"$RUN/count.out")
     cpu1=$(cpu_of "$TOOL_PID") busy1=$(busy_seconds) rss=$(hwm_of "$TOOL_PID")
     stop
@@ -328,13 +333,14 @@ run_s2() { # tool run
     # The receive buffer the kernel actually granted (SO_RCVBUF is capped at net.core.rmem_max
     # unless the tool uses SO_RCVBUFFORCE as root).
     rb=$(ss -Huamn "sport = :$PORT" | grep -o 'rb[0-9]*' | head -1)
-    [[ $2 == 1 ]] && echo "S2 $1: UDP receive buffer granted ${rb#rb} bytes (asked $RCVBUF)" >>"$NOTES"
+    grep -q "^S2 $1: UDP" "$NOTES" || echo "S2 $1: UDP receive buffer granted ${rb#rb} bytes (asked $RCVBUF)" >>"$NOTES"
     cpu0=$(cpu_of "$TOOL_PID") busy0=$(busy_seconds)
     # Done when every datagram is written or the output has been still for 3 s (the rest was lost).
     "$SENDER" count "$RUN/out.log" "$((S2_RATE * S2_SECONDS))" 3 $((S2_SECONDS + 120)) >"$RUN/count.out" &
     count_pid=$! COUNT_PID=$!
     send=$("$SENDER" udp 127.0.0.1 "$PORT" "$S2_RATE" "$S2_SECONDS")
     wait "$count_pid"
+    COUNT_PID=
     count=$(<"$RUN/count.out")
     cpu1=$(cpu_of "$TOOL_PID") busy1=$(busy_seconds) rss=$(hwm_of "$TOOL_PID")
     stop
@@ -495,7 +501,7 @@ peer_versions | sed 's/^/peer: /' >>"$NOTES"
 echo "load before: $(uptime)" >>"$NOTES"
 log "$(tail -1 "$NOTES")"
 
-((CEILING)) && measure_ceiling
+if ((CEILING)); then wait_quiet; measure_ceiling; fi
 for s in "${SCENARIOS[@]}"; do
     case $s in S3 | S4) make_input ;; esac
     for ((r = 1; r <= RUNS; r++)); do
@@ -504,7 +510,9 @@ for s in "${SCENARIOS[@]}"; do
             # Peers have nothing to add for S4 (their S3 runs stand in) and no idle figure.
             [[ $s == S4 || $s == idle ]] && [[ $t != tailfix ]] && continue
             for ((attempt = 0; attempt <= RETRIES; attempt++)); do
-                # Dirty pages of earlier runs go to disk now, not while this run is timed.
+                # The previous output goes now (unlinking 2 GiB takes a while: not on S3's clock),
+                # and dirty pages of earlier runs go to disk now, not while this run is timed.
+                rm -rf "$RUN"
                 sync
                 wait_quiet
                 LAST_RECORD=
@@ -529,6 +537,7 @@ for s in "${SCENARIOS[@]}"; do
     done
 done
 echo "load after: $(uptime)" >>"$NOTES"
+rm -rf "$RUN" # the last run's output (up to 2 GiB for S3)
 
 {
     echo "## tailfix vs peers ($(date -u '+%Y-%m-%d %H:%M UTC'), median of $RUNS run(s)$( ((QUICK)) && echo ', QUICK mode'))"
