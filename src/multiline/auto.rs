@@ -196,22 +196,25 @@ pub fn is_exception_header(line: &[u8]) -> bool {
         .unwrap_or(line.len());
     let name = &line[..name_end];
     let rest = &line[name_end..];
-    let named = [
-        &b"Exception"[..],
-        b"Error",
-        b"Throwable",
-        b"Failure",
-        b"Fault",
-    ]
-    .iter()
-    .any(|suffix| contains(name, suffix));
-    named
+    // The cheap shape checks first: almost every line fails them.
+    (rest.is_empty() || rest.starts_with(b": "))
         && name.first().is_some_and(u8::is_ascii_alphabetic)
-        && (rest.is_empty() || rest.starts_with(b": "))
+        && [
+            &b"Exception"[..],
+            b"Error",
+            b"Throwable",
+            b"Failure",
+            b"Fault",
+        ]
+        .iter()
+        .any(|suffix| contains(name, suffix))
 }
 
 /// Node.js's `/app/index.js:3` (the first line of an uncaught exception).
 fn is_node_header(line: &[u8]) -> bool {
+    if !line.last().is_some_and(u8::is_ascii_digit) {
+        return false;
+    }
     let Some(colon) = line.iter().rposition(|b| *b == b':') else {
         return false;
     };
@@ -239,6 +242,9 @@ fn is_node_header(line: &[u8]) -> bool {
 
 /// Ruby's `path.rb:7:in 'method': message (SomeError)`.
 fn is_ruby_error(line: &[u8]) -> bool {
+    if !line.ends_with(b")") {
+        return false;
+    }
     let Some(position) = find(line, b".rb:") else {
         return false;
     };

@@ -6,7 +6,9 @@
 //! `E/Tag` and `threadtime` single-letter forms. Only the head of the line is searched: the level
 //! sits in the prefix, and words deep in a message ("returned ERROR 5") are not the line's level.
 
-use memchr::memmem;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 
 use crate::event::Level;
 
@@ -53,9 +55,14 @@ fn level_word(head: &[u8]) -> Option<Level> {
     None
 }
 
+/// Built once: building a searcher costs more than searching one line with it.
+static LEVEL_KEYS: LazyLock<[Finder<'static>; 3]> =
+    LazyLock::new(|| [b"level", &b"lvl"[..], b"severity"].map(Finder::new));
+
 fn level_field(head: &[u8]) -> Option<Level> {
-    for key in [&b"level"[..], b"lvl", b"severity"] {
-        for position in memmem::find_iter(head, key) {
+    for finder in LEVEL_KEYS.iter() {
+        let key = finder.needle();
+        for position in finder.find_iter(head) {
             if position > 0 && head[position - 1].is_ascii_alphanumeric() {
                 continue;
             }
