@@ -70,7 +70,7 @@ while (($#)); do
     --retries) RETRIES=$2; shift ;;
     --quiet-wait) QUIET_WAIT=$2; shift ;;
     --s2-rate) S2_RATE_SET=$2; shift ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,/^set /p' "$0" | sed '$d'; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
