@@ -22,7 +22,7 @@
 #
 # Environment: COMPARE_WORK (scratch folder, default target/compare: holds the 1 GiB input, the
 # unpacked syslog-ng and each run's output), TAILFIX_BIN (default target/release/tailfix; built
-# with cargo if missing).
+# with cargo if missing), COMPARE_PORT (default 47514; +1 and +84 are used too).
 set -Eeuo pipefail
 
 ARGS="$*"
@@ -37,9 +37,10 @@ NOTES=$WORK/notes.txt
 HZ=$(getconf CLK_TCK)
 
 # High loopback ports, nowhere near 514 or tailfix's defaults (5170/5514/9598, used by `idle`).
-PORT=47514     # the receiver under test (TCP or UDP)
-API_PORT=47598 # tailfix's HTTP API (health check)
-SINK_PORT=47515
+# COMPARE_PORT moves all three, so two harnesses (two worktrees) can run at once.
+PORT=${COMPARE_PORT:-47514} # the receiver under test (TCP or UDP)
+SINK_PORT=$((PORT + 1))
+API_PORT=$((PORT + 84)) # tailfix's HTTP API (health check)
 
 # ---- options -------------------------------------------------------------------------------------
 SCENARIOS=()
@@ -214,6 +215,11 @@ port_listening() { # port_listening tcp|udp PORT
 start() {
     local tool=$1 scenario=$2 proto=${3:-none} cfg
     rm -rf "$RUN" && mkdir -p "$RUN"
+    # A port still held (another harness, a stray receiver) would measure the wrong process.
+    if port_listening tcp "$API_PORT" || { [[ $proto != none ]] && port_listening "$proto" "$PORT"; }; then
+        log "port $PORT or $API_PORT is in use: another harness running? (COMPARE_PORT moves them)"
+        return 1
+    fi
     case $tool in
     tailfix)
         cfg=$(render "$HERE/conf/tailfix-$scenario.toml")
