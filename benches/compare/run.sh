@@ -14,15 +14,18 @@
 #   --s2-rate R    UDP datagrams/s offered in S2 (default 100000)
 #   --no-install   do not install peers (skip any that are missing)
 #   --no-ceiling   skip measuring the sender into a trivial reader
+#   --append       keep earlier results (results.tsv, notes) and add these runs: the table then
+#                  covers every scenario in results.tsv (to finish an interrupted full run)
 #   --max-other C  redo a run if other processes on the machine (other engineers' compiles) took
 #                  more than C cores meanwhile (default 0.5); --retries N times at most (default 3);
 #                  before each run, wait up to --quiet-wait S seconds (default 300) for such quiet
 #
 # Environment: COMPARE_WORK (scratch folder, default target/compare: holds the 1 GiB input, the
 # unpacked syslog-ng and each run's output), TAILFIX_BIN (default target/release/tailfix; built
-# with cargo if missing).
-set -euo pipefail
+# with cargo if missing), COMPARE_PORT (default 47514; +1 and +84 are used too).
+set -Eeuo pipefail
 
+ARGS="$*"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 WORK=${COMPARE_WORK:-$REPO/target/compare}
@@ -34,9 +37,10 @@ NOTES=$WORK/notes.txt
 HZ=$(getconf CLK_TCK)
 
 # High loopback ports, nowhere near 514 or tailfix's defaults (5170/5514/9598, used by `idle`).
-PORT=47514     # the receiver under test (TCP or UDP)
-API_PORT=47598 # tailfix's HTTP API (health check)
-SINK_PORT=47515
+# COMPARE_PORT moves all three, so two harnesses (two worktrees) can run at once.
+PORT=${COMPARE_PORT:-47514} # the receiver under test (TCP or UDP)
+SINK_PORT=$((PORT + 1))
+API_PORT=$((PORT + 84)) # tailfix's HTTP API (health check)
 
 # ---- options -------------------------------------------------------------------------------------
 SCENARIOS=()
@@ -48,6 +52,7 @@ PEER_FORMAT=native
 ENCODING=json
 INSTALL=1
 CEILING=1
+APPEND=0
 MAX_OTHER=0.5 # a run during which other work took more cores than this is done again ...
 RETRIES=3     # ... up to this many times (then the last attempt is kept, and flagged)
 QUIET_WAIT=300 # before each run, wait up to this long for the machine to be that quiet
@@ -61,11 +66,12 @@ while (($#)); do
     --tailfix-encoding) ENCODING=$2; shift ;;
     --no-install) INSTALL=0 ;;
     --no-ceiling) CEILING=0 ;;
+    --append) APPEND=1 ;;
     --max-other) MAX_OTHER=$2; shift ;;
     --retries) RETRIES=$2; shift ;;
     --quiet-wait) QUIET_WAIT=$2; shift ;;
     --s2-rate) S2_RATE_SET=$2; shift ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,/^set /p' "$0" | sed '$d'; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -209,6 +215,11 @@ port_listening() { # port_listening tcp|udp PORT
 start() {
     local tool=$1 scenario=$2 proto=${3:-none} cfg
     rm -rf "$RUN" && mkdir -p "$RUN"
+    # A port still held (another harness, a stray receiver) would measure the wrong process.
+    if port_listening tcp "$API_PORT" || { [[ $proto != none ]] && port_listening "$proto" "$PORT"; }; then
+        log "port $PORT or $API_PORT is in use: another harness running? (COMPARE_PORT moves them)"
+        return 1
+    fi
     case $tool in
     tailfix)
         cfg=$(render "$HERE/conf/tailfix-$scenario.toml")
@@ -259,6 +270,8 @@ cleanup() {
     true # the EXIT trap's status would become the script's
 }
 trap cleanup EXIT
+# set -e stops on any failed command; say which, rather than dying silently.
+trap 'log "stopped: \"$BASH_COMMAND\" failed (line $LINENO)"' ERR
 trap 'exit 130' INT TERM
 
 # record SCENARIO TOOL RUN SECONDS MSGS BYTES CPU RSS_KIB RECEIVED OTHER_CORES
@@ -332,7 +345,8 @@ run_s2() { # tool run
     local cpu0 busy0 count_pid send count cpu1 busy1 rss lines sent rb
     # The receive buffer the kernel actually granted (SO_RCVBUF is capped at net.core.rmem_max
     # unless the tool uses SO_RCVBUFFORCE as root).
-    rb=$(ss -Huamn "sport = :$PORT" | grep -o 'rb[0-9]*' | head -1)
+    # (|| true: ss can come back empty when a concurrent test churns sockets during its dump.)
+    rb=$(ss -Huamn "sport = :$PORT" | grep -o 'rb[0-9]*' | head -1) || true
     grep -q "^S2 $1: UDP" "$NOTES" || echo "S2 $1: UDP receive buffer granted ${rb#rb} bytes (asked $RCVBUF)" >>"$NOTES"
     cpu0=$(cpu_of "$TOOL_PID") busy0=$(busy_seconds)
     # Done when every datagram is written or the output has been still for 3 s (the rest was lost).
@@ -493,11 +507,16 @@ mkdir -p "$WORK"
 build
 has_tool rsyslog && ! command -v rsyslogd >/dev/null && { log "rsyslog missing: skipped"; TOOLS=${TOOLS//rsyslog/}; }
 has_tool syslog-ng && [[ ! -x $SNG_ROOT/usr/sbin/syslog-ng ]] && { log "syslog-ng missing: skipped"; TOOLS=${TOOLS//syslog-ng/}; }
-: >"$RESULTS"
-: >"$NOTES"
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), $(uname -r)" >>"$NOTES"
-echo "tailfix: $TAILFIX ($(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?')), sink encoding $ENCODING; peers' output format: $PEER_FORMAT" >>"$NOTES"
-peer_versions | sed 's/^/peer: /' >>"$NOTES"
+if ((APPEND)); then
+    touch "$RESULTS" "$NOTES"
+    echo "appended: $ARGS ($(date -u '+%H:%M UTC'))" >>"$NOTES"
+else
+    : >"$RESULTS"
+    : >"$NOTES"
+fi
+grep -q '^machine:' "$NOTES" || echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), $(uname -r)" >>"$NOTES"
+grep -q '^tailfix:' "$NOTES" || echo "tailfix: $TAILFIX ($(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?')), sink encoding $ENCODING; peers' output format: $PEER_FORMAT" >>"$NOTES"
+grep -q '^peer:' "$NOTES" || peer_versions | sed 's/^/peer: /' >>"$NOTES"
 echo "load before: $(uptime)" >>"$NOTES"
 log "$(tail -1 "$NOTES")"
 
@@ -539,6 +558,11 @@ done
 echo "load after: $(uptime)" >>"$NOTES"
 rm -rf "$RUN" # the last run's output (up to 2 GiB for S3)
 
+# With --append the table covers every scenario that has results.
+if ((APPEND)); then
+    SCENARIOS=()
+    for s in S1 S2 S3 S4 idle; do cut -f1 "$RESULTS" | grep -qx "$s" && SCENARIOS+=("$s"); done
+fi
 {
     echo "## tailfix vs peers ($(date -u '+%Y-%m-%d %H:%M UTC'), median of $RUNS run(s)$( ((QUICK)) && echo ', QUICK mode'))"
     table
