@@ -23,6 +23,9 @@ use crate::parse::format::Format;
 
 /// Largest UDP payload.
 const MAX_DATAGRAM: usize = 65_536;
+/// Received datagrams are copied into shared chunks of this size, so a 200-byte message pins
+/// about 200 bytes while it waits in a queue, not the 64 KiB buffer it was received into.
+const DATAGRAM_CHUNK_BYTES: usize = 1 << 20;
 
 /// How a TCP source frames and parses each connection.
 #[derive(Clone)]
@@ -197,11 +200,11 @@ pub async fn serve_udp(
         format,
     )
     .with_message_multiline(&message_multiline);
-    let mut buffer = BytesMut::with_capacity(MAX_DATAGRAM * 16);
+    let mut scratch = vec![0u8; MAX_DATAGRAM];
+    let mut kept = DatagramChunks::default();
     let mut drops = KernelDrops::new(local);
     let mut drop_check = tokio::time::interval(Duration::from_secs(1));
     loop {
-        buffer.reserve(MAX_DATAGRAM);
         let held_until = batcher.deadline();
         let received = tokio::select! {
             biased;
@@ -215,26 +218,28 @@ pub async fn serve_udp(
                 cx.metrics.discarded("receive_buffer_full", drops.new_drops());
                 continue;
             }
-            received = socket.recv_buf_from(&mut buffer) => received,
+            received = socket.recv_from(&mut scratch) => received,
         };
-        if let Err(error) = received {
-            cx.metrics.error("receive_failed");
-            tracing::debug!(component_id = %cx.id, %error, "UDP receive failed");
-            continue;
-        }
+        let length = match received {
+            Ok((length, _)) => length,
+            Err(error) => {
+                cx.metrics.error("receive_failed");
+                tracing::debug!(component_id = %cx.id, %error, "UDP receive failed");
+                continue;
+            }
+        };
         batcher.refresh_time();
         push_datagram(
-            buffer.split().freeze(),
+            kept.keep(&scratch[..length]),
             datagram,
             max_message_bytes,
             &mut batcher,
         );
         // Drain whatever else is already queued before handing over one batch.
         while !batcher.is_full() {
-            buffer.reserve(MAX_DATAGRAM);
-            match socket.try_recv_buf_from(&mut buffer) {
-                Ok(_) => push_datagram(
-                    buffer.split().freeze(),
+            match socket.try_recv_from(&mut scratch) {
+                Ok((length, _)) => push_datagram(
+                    kept.keep(&scratch[..length]),
                     datagram,
                     max_message_bytes,
                     &mut batcher,
@@ -263,6 +268,22 @@ fn bind_udp(address: SocketAddr, receive_buffer_bytes: usize) -> std::io::Result
         tracing::warn!(%error, receive_buffer_bytes, "could not enlarge the UDP receive buffer");
     }
     Ok(socket)
+}
+
+/// Where received datagrams are kept while their entries are in flight.
+#[derive(Default)]
+struct DatagramChunks {
+    chunk: BytesMut,
+}
+
+impl DatagramChunks {
+    fn keep(&mut self, datagram: &[u8]) -> Bytes {
+        if self.chunk.capacity() - self.chunk.len() < datagram.len() {
+            self.chunk = BytesMut::with_capacity(DATAGRAM_CHUNK_BYTES.max(datagram.len()));
+        }
+        self.chunk.extend_from_slice(datagram);
+        self.chunk.split().freeze()
+    }
 }
 
 fn push_datagram(
@@ -332,5 +353,38 @@ impl KernelDrops {
         let new = self.last.map_or(0, |last| total.saturating_sub(last));
         self.last = Some(total);
         new as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_datagrams_share_a_chunk_and_a_large_one_gets_its_own() {
+        let mut kept = DatagramChunks::default();
+        let first = kept.keep(&[b'a'; 200]);
+        let second = kept.keep(&[b'b'; 200]);
+        // Adjacent in one allocation: 200 bytes in flight pin about 200 bytes.
+        assert_eq!(second.as_ptr(), first.as_ptr().wrapping_add(first.len()));
+        assert_eq!(&second[..], &[b'b'; 200][..]);
+
+        let mut chunk_count = 1;
+        let mut previous = second;
+        for _ in 0..(2 * DATAGRAM_CHUNK_BYTES / 200) {
+            let next = kept.keep(&[b'c'; 200]);
+            if next.as_ptr() != previous.as_ptr().wrapping_add(previous.len()) {
+                chunk_count += 1;
+            }
+            previous = next;
+        }
+        assert!(
+            chunk_count <= 3,
+            "{chunk_count} chunks for 2 MiB of datagrams"
+        );
+
+        let large = kept.keep(&vec![b'd'; MAX_DATAGRAM]);
+        assert_eq!(large.len(), MAX_DATAGRAM);
+        assert!(large.iter().all(|b| *b == b'd'));
     }
 }
