@@ -19,10 +19,10 @@ use tailfix::parse::trace::annotate;
 use tailfix::remediation::context::{ContextBudget, PathMap};
 use tailfix::remediation::engine::{EngineConfig, Remediator, Services};
 use tailfix::remediation::incident::{IncidentState, IncidentStore};
-use tailfix::remediation::model::ModelProvider;
 use tailfix::remediation::model::anthropic::AnthropicProvider;
 use tailfix::remediation::model::openai::OpenAiProvider;
 use tailfix::remediation::model::service::{BreakerPolicy, ModelService, RetryPolicy};
+use tailfix::remediation::model::{Endpoint, ModelProvider};
 use tailfix::remediation::redact::Redactor;
 use tailfix::remediation::repository::local::LocalRepository;
 use tailfix::remediation::validate::{Guard, Validator};
@@ -109,22 +109,22 @@ fn build_remediator(
 ) -> Remediator {
     let client = tailfix::remediation::http::client(knobs.timeout).unwrap();
     let provider: Arc<dyn ModelProvider> = match api {
-        Api::OpenAi => Arc::new(OpenAiProvider::new(
+        Api::OpenAi => Arc::new(OpenAiProvider::new(Endpoint::new(
             client,
             &format!("{}/v1", server.base_url()),
             Some("sk-test".into()),
             "m".into(),
             1024,
             knobs.timeout,
-        )),
-        Api::Anthropic => Arc::new(AnthropicProvider::new(
+        ))),
+        Api::Anthropic => Arc::new(AnthropicProvider::new(Endpoint::new(
             client,
             &server.base_url(),
             Some("sk-ant".into()),
             "m".into(),
             1024,
             knobs.timeout,
-        )),
+        ))),
     };
     let model = ModelService::new(
         provider,

@@ -18,10 +18,10 @@ use crate::remediation::context::{ContextBudget, PathMap};
 use crate::remediation::engine::{EngineConfig, Proposer, Remediator, Services};
 use crate::remediation::http;
 use crate::remediation::incident::IncidentStore;
-use crate::remediation::model::ModelProvider;
 use crate::remediation::model::anthropic::AnthropicProvider;
 use crate::remediation::model::openai::OpenAiProvider;
 use crate::remediation::model::service::{BreakerPolicy, ModelService, RetryPolicy};
+use crate::remediation::model::{Endpoint, ModelProvider};
 use crate::remediation::redact::{Redactor, UserPattern};
 use crate::remediation::repository::RepositoryClient;
 use crate::remediation::repository::github::GitHubRepository;
@@ -143,42 +143,50 @@ pub fn model_provider(model: &ModelConfig) -> Result<Option<Arc<dyn ModelProvide
             Ok(())
         }
     };
+    let endpoint = |default_base_url: &str| -> Result<Endpoint, BuildError> {
+        require_model()?;
+        Ok(Endpoint::new(
+            client()?,
+            model.base_url.as_deref().unwrap_or(default_base_url),
+            api_key.clone(),
+            model.model.clone(),
+            model.max_tokens,
+            timeout,
+        ))
+    };
     match model.provider.as_str() {
         "none" => Ok(None),
-        "openai" => {
-            require_model()?;
-            let base_url = model
-                .base_url
-                .as_deref()
-                .unwrap_or("https://api.openai.com/v1");
-            Ok(Some(Arc::new(OpenAiProvider::new(
-                client()?,
-                base_url,
-                api_key,
-                model.model.clone(),
-                model.max_tokens,
-                timeout,
-            ))))
-        }
-        "anthropic" => {
-            require_model()?;
-            let base_url = model
-                .base_url
-                .as_deref()
-                .unwrap_or("https://api.anthropic.com");
-            Ok(Some(Arc::new(AnthropicProvider::new(
-                client()?,
-                base_url,
-                api_key,
-                model.model.clone(),
-                model.max_tokens,
-                timeout,
-            ))))
-        }
+        "openai" => Ok(Some(Arc::new(OpenAiProvider::new(endpoint(
+            "https://api.openai.com/v1",
+        )?)))),
+        "anthropic" => Ok(Some(Arc::new(AnthropicProvider::new(endpoint(
+            "https://api.anthropic.com",
+        )?)))),
         other => Err(BuildError(format!(
             "unknown model provider `{other}`, expected `openai`, `anthropic` or `none`"
         ))),
     }
+}
+
+/// The token and API address a hosted provider (`github`, `gitlab`) needs, checked.
+fn hosted_repository<'a>(
+    repository: &'a RepositoryConfig,
+    default_base_url: &'a str,
+) -> Result<(&'a str, &'a str), BuildError> {
+    let provider = &repository.provider;
+    let token = repository.token.expose().ok_or_else(|| {
+        let variable = provider.to_uppercase();
+        BuildError(format!(
+            "repository provider `{provider}` needs a `token` (from the environment, e.g. ${{{variable}_TOKEN}})"
+        ))
+    })?;
+    if repository.owner.is_empty() || repository.name.is_empty() {
+        return Err(BuildError(format!(
+            "repository provider `{provider}` needs `owner` and `name`"
+        )));
+    }
+    let base_url = repository.base_url.as_deref().unwrap_or(default_base_url);
+    Ok((token, base_url))
 }
 
 /// The repository client a repository config names.
@@ -193,18 +201,7 @@ pub fn repository_client(
                 .with_proposals_dir(data_dir.join("incidents")),
         ))),
         "github" => {
-            let token = repository.token.expose().ok_or_else(|| {
-                BuildError("repository provider `github` needs a `token` (from the environment, e.g. ${GITHUB_TOKEN})".to_string())
-            })?;
-            if repository.owner.is_empty() || repository.name.is_empty() {
-                return Err(BuildError(
-                    "repository provider `github` needs `owner` and `name`".to_string(),
-                ));
-            }
-            let base_url = repository
-                .base_url
-                .as_deref()
-                .unwrap_or("https://api.github.com");
+            let (token, base_url) = hosted_repository(repository, "https://api.github.com")?;
             let client = GitHubRepository::new(
                 base_url,
                 token,
@@ -216,18 +213,7 @@ pub fn repository_client(
             Ok(Some(Arc::new(client)))
         }
         "gitlab" => {
-            let token = repository.token.expose().ok_or_else(|| {
-                BuildError("repository provider `gitlab` needs a `token` (from the environment, e.g. ${GITLAB_TOKEN})".to_string())
-            })?;
-            if repository.owner.is_empty() || repository.name.is_empty() {
-                return Err(BuildError(
-                    "repository provider `gitlab` needs `owner` and `name`".to_string(),
-                ));
-            }
-            let base_url = repository
-                .base_url
-                .as_deref()
-                .unwrap_or("https://gitlab.com");
+            let (token, base_url) = hosted_repository(repository, "https://gitlab.com")?;
             let client = GitLabRepository::new(
                 base_url,
                 token,

@@ -2,13 +2,10 @@
 //! `anthropic-version`). The structured answer is a forced call of one tool whose input schema
 //! is the fix's schema; the `tool_use` block's `input` is the fix.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use super::{
-    ModelError, ModelFuture, ModelInfo, ModelProvider, ModelRequest, ModelResponse, retry_after,
-    transport_error,
+    Endpoint, ModelError, ModelFuture, ModelInfo, ModelProvider, ModelRequest, ModelResponse,
 };
 use crate::remediation::ProposedFix;
 
@@ -18,37 +15,19 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 pub const TOOL_NAME: &str = "propose_fix";
 
 pub struct AnthropicProvider {
-    client: reqwest::Client,
-    base_url: String,
-    api_key: Option<String>,
-    model: String,
-    max_tokens: u32,
-    timeout: Duration,
+    endpoint: Endpoint,
 }
 
 impl AnthropicProvider {
-    pub fn new(
-        client: reqwest::Client,
-        base_url: &str,
-        api_key: Option<String>,
-        model: String,
-        max_tokens: u32,
-        timeout: Duration,
-    ) -> Self {
-        AnthropicProvider {
-            client,
-            base_url: base_url.trim_end_matches('/').to_string(),
-            api_key,
-            model,
-            max_tokens,
-            timeout,
-        }
+    pub fn new(endpoint: Endpoint) -> Self {
+        AnthropicProvider { endpoint }
     }
 
     async fn call(&self, request: &ModelRequest) -> Result<ModelResponse, ModelError> {
+        let endpoint = &self.endpoint;
         let body = json!({
-            "model": self.model,
-            "max_tokens": self.max_tokens,
+            "model": endpoint.model,
+            "max_tokens": endpoint.max_tokens,
             "system": request.system,
             "messages": [{"role": "user", "content": request.prompt}],
             "tools": [{
@@ -58,37 +37,15 @@ impl AnthropicProvider {
             }],
             "tool_choice": {"type": "tool", "name": TOOL_NAME},
         });
-        let mut call = self
+        let mut call = endpoint
             .client
-            .post(format!("{}/v1/messages", self.base_url))
+            .post(format!("{}/v1/messages", endpoint.base_url))
             .header("anthropic-version", ANTHROPIC_VERSION)
             .json(&body);
-        if let Some(key) = &self.api_key {
+        if let Some(key) = &endpoint.api_key {
             call = call.header("x-api-key", key);
         }
-        let response = call
-            .send()
-            .await
-            .map_err(|error| transport_error(error, self.timeout))?;
-        let status = response.status();
-        let retry = retry_after(response.headers());
-        let text = response
-            .text()
-            .await
-            .map_err(|error| transport_error(error, self.timeout))?;
-        if !status.is_success() {
-            let message = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|value| value["error"]["message"].as_str().map(str::to_string))
-                .unwrap_or_else(|| text.chars().take(300).collect());
-            return Err(ModelError::Http {
-                status: status.as_u16(),
-                message,
-                retry_after: retry,
-            });
-        }
-        let answer: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|error| ModelError::Malformed(format!("response is not JSON: {error}")))?;
+        let answer = endpoint.send(call).await?;
         let tool_input = answer["content"]
             .as_array()
             .and_then(|blocks| {
@@ -107,7 +64,7 @@ impl AnthropicProvider {
             fix,
             input_tokens: answer["usage"]["input_tokens"].as_u64().unwrap_or(0),
             output_tokens: answer["usage"]["output_tokens"].as_u64().unwrap_or(0),
-            model: answer["model"].as_str().unwrap_or(&self.model).to_string(),
+            model: endpoint.answering_model(&answer),
         })
     }
 }
@@ -118,11 +75,6 @@ impl ModelProvider for AnthropicProvider {
     }
 
     fn model_info(&self) -> ModelInfo {
-        ModelInfo {
-            provider: "anthropic",
-            model: self.model.clone(),
-            max_output_tokens: self.max_tokens,
-            timeout: self.timeout,
-        }
+        self.endpoint.info("anthropic")
     }
 }

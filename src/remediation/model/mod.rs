@@ -165,6 +165,83 @@ fn fenced_block(text: &str) -> Option<&str> {
     Some(body[..end].trim())
 }
 
+/// Where and how an HTTP provider reaches its model; the OpenAI and Anthropic wire formats
+/// differ only in the request they build and the answer they read.
+pub struct Endpoint {
+    pub client: reqwest::Client,
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub model: String,
+    pub max_tokens: u32,
+    pub timeout: Duration,
+}
+
+impl Endpoint {
+    pub fn new(
+        client: reqwest::Client,
+        base_url: &str,
+        api_key: Option<String>,
+        model: String,
+        max_tokens: u32,
+        timeout: Duration,
+    ) -> Self {
+        Endpoint {
+            client,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            api_key,
+            model,
+            max_tokens,
+            timeout,
+        }
+    }
+
+    /// Sends `call` and returns the answer's JSON body. An error status becomes
+    /// [`ModelError::Http`] with the body's `error.message` and the server's retry hint.
+    async fn send(&self, call: reqwest::RequestBuilder) -> Result<serde_json::Value, ModelError> {
+        let response = call
+            .send()
+            .await
+            .map_err(|error| transport_error(error, self.timeout))?;
+        let status = response.status();
+        let retry = retry_after(response.headers());
+        let text = response
+            .text()
+            .await
+            .map_err(|error| transport_error(error, self.timeout))?;
+        if !status.is_success() {
+            return Err(ModelError::Http {
+                status: status.as_u16(),
+                message: error_message(&text),
+                retry_after: retry,
+            });
+        }
+        serde_json::from_str(&text)
+            .map_err(|error| ModelError::Malformed(format!("response is not JSON: {error}")))
+    }
+
+    /// The model named in the answer, else the one asked for.
+    fn answering_model(&self, answer: &serde_json::Value) -> String {
+        answer["model"].as_str().unwrap_or(&self.model).to_string()
+    }
+
+    fn info(&self, provider: &'static str) -> ModelInfo {
+        ModelInfo {
+            provider,
+            model: self.model.clone(),
+            max_output_tokens: self.max_tokens,
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// The `error.message` of an error body (OpenAI's and Anthropic's shape), else the body's start.
+pub fn error_message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| value["error"]["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| body.chars().take(300).collect())
+}
+
 /// `retry-after-ms` (milliseconds) or `retry-after` (seconds; an HTTP date is not honoured).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = |name: &str| {

@@ -4,46 +4,26 @@
 //! The answer is asked for as structured output (`response_format: json_schema`, strict);
 //! a server that ignores it and answers in prose or a fenced block is still understood.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use super::{
-    ModelError, ModelFuture, ModelInfo, ModelProvider, ModelRequest, ModelResponse, parse_fix,
-    retry_after, transport_error,
+    Endpoint, ModelError, ModelFuture, ModelInfo, ModelProvider, ModelRequest, ModelResponse,
+    parse_fix,
 };
 
 pub struct OpenAiProvider {
-    client: reqwest::Client,
-    base_url: String,
-    api_key: Option<String>,
-    model: String,
-    max_tokens: u32,
-    timeout: Duration,
+    endpoint: Endpoint,
 }
 
 impl OpenAiProvider {
-    pub fn new(
-        client: reqwest::Client,
-        base_url: &str,
-        api_key: Option<String>,
-        model: String,
-        max_tokens: u32,
-        timeout: Duration,
-    ) -> Self {
-        OpenAiProvider {
-            client,
-            base_url: base_url.trim_end_matches('/').to_string(),
-            api_key,
-            model,
-            max_tokens,
-            timeout,
-        }
+    pub fn new(endpoint: Endpoint) -> Self {
+        OpenAiProvider { endpoint }
     }
 
     async fn call(&self, request: &ModelRequest) -> Result<ModelResponse, ModelError> {
+        let endpoint = &self.endpoint;
         let body = json!({
-            "model": self.model,
+            "model": endpoint.model,
             "messages": [
                 {"role": "system", "content": request.system},
                 {"role": "user", "content": request.prompt},
@@ -52,35 +32,17 @@ impl OpenAiProvider {
                 "type": "json_schema",
                 "json_schema": {"name": "tailfix_fix", "strict": true, "schema": request.schema},
             },
-            "max_tokens": self.max_tokens,
+            "max_tokens": endpoint.max_tokens,
             "temperature": 0.2,
         });
-        let mut call = self
+        let mut call = endpoint
             .client
-            .post(format!("{}/chat/completions", self.base_url))
+            .post(format!("{}/chat/completions", endpoint.base_url))
             .json(&body);
-        if let Some(key) = &self.api_key {
+        if let Some(key) = &endpoint.api_key {
             call = call.bearer_auth(key);
         }
-        let response = call
-            .send()
-            .await
-            .map_err(|error| transport_error(error, self.timeout))?;
-        let status = response.status();
-        let retry = retry_after(response.headers());
-        let text = response
-            .text()
-            .await
-            .map_err(|error| transport_error(error, self.timeout))?;
-        if !status.is_success() {
-            return Err(ModelError::Http {
-                status: status.as_u16(),
-                message: error_message(&text),
-                retry_after: retry,
-            });
-        }
-        let answer: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|error| ModelError::Malformed(format!("response is not JSON: {error}")))?;
+        let answer = endpoint.send(call).await?;
         let message = &answer["choices"][0]["message"];
         if let Some(refusal) = message["refusal"].as_str() {
             return Err(ModelError::Malformed(format!(
@@ -94,17 +56,9 @@ impl OpenAiProvider {
             fix: parse_fix(content)?,
             input_tokens: answer["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
             output_tokens: answer["usage"]["completion_tokens"].as_u64().unwrap_or(0),
-            model: answer["model"].as_str().unwrap_or(&self.model).to_string(),
+            model: endpoint.answering_model(&answer),
         })
     }
-}
-
-/// The `error.message` of an OpenAI-style error body, else the body's start.
-pub fn error_message(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|value| value["error"]["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| body.chars().take(300).collect())
 }
 
 impl ModelProvider for OpenAiProvider {
@@ -113,11 +67,6 @@ impl ModelProvider for OpenAiProvider {
     }
 
     fn model_info(&self) -> ModelInfo {
-        ModelInfo {
-            provider: "openai",
-            model: self.model.clone(),
-            max_output_tokens: self.max_tokens,
-            timeout: self.timeout,
-        }
+        self.endpoint.info("openai")
     }
 }
