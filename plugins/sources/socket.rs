@@ -23,6 +23,16 @@ pub enum SocketMode {
     Udp,
 }
 
+impl SocketMode {
+    /// What a source listening in this mode on `address` holds.
+    pub fn resource(self, address: SocketAddr) -> Resource {
+        match self {
+            SocketMode::Tcp => Resource::Tcp(address),
+            SocketMode::Udp => Resource::Udp(address),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct SocketConfig {
     /// `tcp` (default) or `udp`.
@@ -61,10 +71,7 @@ impl SourceConfig for SocketConfig {
     }
 
     fn resources(&self) -> Vec<Resource> {
-        vec![match self.mode {
-            SocketMode::Tcp => Resource::Tcp(self.address),
-            SocketMode::Udp => Resource::Udp(self.address),
-        }]
+        vec![self.mode.resource(self.address)]
     }
 }
 

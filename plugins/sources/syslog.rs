@@ -80,10 +80,7 @@ impl SourceConfig for SyslogConfig {
     }
 
     fn resources(&self) -> Vec<Resource> {
-        vec![match self.mode {
-            SocketMode::Tcp => Resource::Tcp(self.address),
-            SocketMode::Udp => Resource::Udp(self.address),
-        }]
+        vec![self.mode.resource(self.address)]
     }
 }
 

@@ -207,6 +207,15 @@ impl Default for ModelConfig {
     }
 }
 
+/// Sets each named field of `merged` that `overrides` sets (an `Option` there, a value here).
+macro_rules! take_overrides {
+    ($merged:ident, $overrides:ident, $($field:ident),* $(,)?) => {$(
+        if let Some(value) = &$overrides.$field {
+            $merged.$field = value.clone();
+        }
+    )*};
+}
+
 /// `[sinks.ID.model]`: keys set here override `[model]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ModelOverrides {
@@ -227,14 +236,9 @@ impl ModelConfig {
     /// This config with `overrides` applied.
     pub fn with(&self, overrides: &ModelOverrides) -> ModelConfig {
         let mut merged = self.clone();
-        macro_rules! take {
-            ($($field:ident),*) => {$(
-                if let Some(value) = &overrides.$field {
-                    merged.$field = value.clone();
-                }
-            )*};
-        }
-        take!(
+        take_overrides!(
+            merged,
+            overrides,
             provider,
             api_key,
             timeout,
@@ -286,14 +290,9 @@ impl RepositoryConfig {
     /// This config with `overrides` applied.
     pub fn with(&self, overrides: &RepositoryOverrides) -> RepositoryConfig {
         let mut merged = self.clone();
-        macro_rules! take {
-            ($($field:ident),*) => {$(
-                if let Some(value) = &overrides.$field {
-                    merged.$field = value.clone();
-                }
-            )*};
-        }
-        take!(provider, owner, name, token, base_path, branch, path);
+        take_overrides!(
+            merged, overrides, provider, owner, name, token, base_path, branch, path
+        );
         if overrides.base_url.is_some() {
             merged.base_url = overrides.base_url.clone();
         }
