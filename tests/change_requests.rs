@@ -176,8 +176,7 @@ inputs = ["incidents"]
             .count(),
         1
     );
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }
 
 #[test]
@@ -302,6 +301,5 @@ inputs = ["incidents"]
             "`{secret}` is in the pull request"
         );
     }
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }

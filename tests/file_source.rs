@@ -137,8 +137,7 @@ fn rotation_by_rename_at_full_speed_loses_nothing_and_keeps_order() {
         }
     }
     assert!(agent.metric("tailfix_file_rotations_total", &[("component_id", "logs")]) >= 5.0);
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }
 
 #[test]
@@ -194,8 +193,7 @@ fn copytruncate_under_load_loses_nothing() {
         duplicates, 0,
         "the stream continues in the copy exactly where it was"
     );
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }
 
 #[test]
@@ -236,8 +234,7 @@ fn kill_9_at_random_moments_loses_nothing_and_duplicates_stay_bounded() {
     }
     let mut agent = Agent::start(dir.path(), &config, api);
     let lines = wait_for_numbers(&out, total, Duration::from_secs(120));
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 
     let seen = occurrences(&lines);
     let missing = (0..total).filter(|n| !seen.contains_key(n)).count();
@@ -289,8 +286,7 @@ fn restart_resumes_from_the_checkpoint_and_a_shrunk_file_is_read_again() {
         lines.iter().all(|line| line.starts_with("live ")),
         "read_from = end skips what was there"
     );
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 
     // Written while the agent was down: shipped after the restart, nothing before it again.
     {
@@ -310,8 +306,7 @@ fn restart_resumes_from_the_checkpoint_and_a_shrunk_file_is_read_again() {
         &lines_after[50..]
     );
     assert_eq!(lines[50], "while down 0");
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 
     // The file shrank while the agent was down (truncated, new content): read from 0.
     std::fs::write(&input, "fresh 0\nfresh 1\n").unwrap();
@@ -321,8 +316,7 @@ fn restart_resumes_from_the_checkpoint_and_a_shrunk_file_is_read_again() {
         &lines[80..],
         &["fresh 0".to_string(), "fresh 1".to_string()]
     );
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }
 
 #[test]
@@ -380,8 +374,7 @@ fn a_thousand_files_are_followed_and_deleted_ones_leave_no_checkpoint() {
         agent.metric("tailfix_files_watched", &[("component_id", "logs")]),
         100.0
     );
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }
 
 #[test]
@@ -479,8 +472,7 @@ java.lang.IllegalStateException: cart is empty\n\
         ),
         1.0
     );
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }
 
 #[test]
@@ -512,8 +504,7 @@ fn gzip_rotated_files_are_skipped_unless_included_explicitly_and_read_once() {
     let lines = wait_for_lines(&out, 2, Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(read_lines(&out), vec!["plain 0", "plain 1"], "{lines:?}");
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 
     let zipped_out = dir.path().join("zipped.log");
     let config = file_to_file(api, &[logs.join("*.gz")], &zipped_out, "");
@@ -522,8 +513,7 @@ fn gzip_rotated_files_are_skipped_unless_included_explicitly_and_read_once() {
     assert_eq!(lines.len(), 1000);
     assert_eq!(lines[999], "zipped 999");
     std::thread::sleep(Duration::from_millis(2500));
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
     let mut agent = Agent::start(dir.path(), &config, api);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
@@ -531,6 +521,5 @@ fn gzip_rotated_files_are_skipped_unless_included_explicitly_and_read_once() {
         1000,
         "a compressed file is read once"
     );
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }

@@ -215,11 +215,9 @@ inputs = ["incidents"]
             .contains("tailfix_nodes{status=\"active\"} 2")
     );
     for agent in agents.iter_mut().take(2) {
-        agent.signal("TERM");
-        assert!(agent.wait_exit(Duration::from_secs(30)).success());
+        agent.stop();
     }
-    aggregator.signal("TERM");
-    assert!(aggregator.wait_exit(Duration::from_secs(30)).success());
+    aggregator.stop();
 }
 
 #[test]
@@ -256,8 +254,7 @@ fn the_aggregator_down_for_a_while_loses_nothing() {
     };
     write_range(0..20_000);
     std::thread::sleep(Duration::from_millis(500));
-    aggregator.signal("TERM");
-    assert!(aggregator.wait_exit(Duration::from_secs(30)).success());
+    aggregator.stop();
     // 10 s down while the agent keeps reading its file.
     for step in 0..10 {
         write_range(20_000 + step * 8_000..20_000 + (step + 1) * 8_000);
@@ -296,10 +293,8 @@ fn the_aggregator_down_for_a_while_loses_nothing() {
         peak_kib < 100 * 1024,
         "the agent's memory stays within its buffers: {peak_kib} KiB"
     );
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
-    aggregator.signal("TERM");
-    assert!(aggregator.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
+    aggregator.stop();
 }
 
 #[test]
@@ -363,8 +358,7 @@ fn tokens_and_body_limits_are_enforced() {
         common::wait_for_lines(&out, 1, Duration::from_secs(10)).len(),
         1
     );
-    aggregator.signal("TERM");
-    assert!(aggregator.wait_exit(Duration::from_secs(30)).success());
+    aggregator.stop();
 }
 
 #[test]

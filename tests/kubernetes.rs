@@ -120,8 +120,7 @@ path = "{out}"
         );
     }
     assert_eq!(entries[0]["timestamp"], "2026-01-01T00:00:00.000000001Z");
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }
 
 #[test]
@@ -192,8 +191,7 @@ path = "{out}"
     assert_eq!(trace["metadata"]["stream"], "stderr");
     assert_eq!(trace["metadata"]["exception"], "ZeroDivisionError");
     assert_eq!(trace["timestamp"], "2026-01-01T00:00:01.000Z");
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }
 
 #[test]
@@ -275,6 +273,5 @@ path = "{out}"
         api_server.requests()[0].headers["authorization"],
         "Bearer service-account-token"
     );
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }

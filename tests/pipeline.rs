@@ -408,8 +408,7 @@ when_full = "drop_newest"
         "peak RSS {peak_kib} KiB after 200 MB through a slow sink"
     );
 
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }
 
 #[test]
@@ -449,8 +448,7 @@ when_full = "block"
         ),
         0.0
     );
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }
 
 #[test]
@@ -509,8 +507,7 @@ encoding = "text"
     drop(stream);
     let lines = wait_for_lines(&good, 2, Duration::from_secs(10));
     assert_eq!(lines, vec!["still flowing 1", "still flowing 2"]);
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }
 
 #[test]

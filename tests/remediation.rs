@@ -177,8 +177,7 @@ fn a_real_crash_reaches_a_fake_openai_server_with_its_source_and_without_secrets
     }
     assert_eq!(server.request_count(), 1);
 
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_tailfix"))
         .args(["incidents", "-c"])
         .arg(dir.path().join("tailfix.toml"))
@@ -233,8 +232,7 @@ fn the_same_crash_reaches_a_fake_anthropic_server_as_a_forced_tool_call() {
             .contains("def discount(total, parts):")
     );
     assert_no_secrets(&request.raw);
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }
 
 #[test]
@@ -280,6 +278,5 @@ fn report_only_mode_writes_a_markdown_report_with_the_prompt() {
     for secret in PLANTED_SECRETS {
         assert!(!report.contains(secret), "`{secret}` is in the report");
     }
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }

@@ -120,8 +120,7 @@ fn a_hundred_thousand_logger_messages_over_octet_counted_and_lf_tcp_arrive_once_
             );
         }
     }
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }
 
 #[test]
@@ -194,8 +193,7 @@ fn udp_datagrams_from_logger_are_one_message_each_in_both_rfcs() {
             .all(|e| e["level"] == "info" && e["metadata"]["facility"] == "cron")
     );
     assert!(entries.iter().any(|e| e["message"] == "udp 199"));
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }
 
 #[test]
@@ -233,8 +231,7 @@ fn an_oversize_frame_is_cut_and_counted_and_the_connection_goes_on() {
         ),
         1.0
     );
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }
 
 #[test]
@@ -272,8 +269,7 @@ fn idle_connections_are_closed_after_the_timeout() {
         ),
         (Some("hello"), Some("7"))
     );
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }
 
 #[test]
@@ -360,8 +356,7 @@ fn tls_connections_are_served_with_the_configured_certificate() {
     let _ = plain.read(&mut [0u8; 64]);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(common::read_lines(&out).len(), 1);
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }
 
 #[test]
@@ -443,6 +438,5 @@ fn a_trace_sent_one_line_per_message_is_joined_per_host_and_program() {
         .unwrap();
     assert_eq!(python_trace["metadata"]["exception"], "ZeroDivisionError");
     assert_eq!(entries.len(), 8, "3 + 3 ordinary lines and the two traces");
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }

@@ -200,8 +200,7 @@ path = "{out}"
             .iter()
             .any(|e| e["message"] == "2026-01-01T11:59:59Z INFO  supervisor: starting go_panic")
     );
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }
 
 #[test]
@@ -281,8 +280,7 @@ path = "{out}"
         value[0],
         "two exception types on one line"
     );
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }
 
 #[test]
@@ -357,6 +355,5 @@ path = "{out}"
             .iter()
             .any(|t| t["metadata"]["exception"] == "ZeroDivisionError")
     );
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+    agent.stop();
 }

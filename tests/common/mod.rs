@@ -159,6 +159,12 @@ impl Agent {
         }
     }
 
+    /// Stops the agent with SIGTERM and asserts it drained and exited 0 within 30 s.
+    pub fn stop(&mut self) {
+        self.signal("TERM");
+        assert!(self.wait_exit(Duration::from_secs(30)).success());
+    }
+
     /// Peak resident memory so far (VmHWM), in KiB, from /proc.
     pub fn peak_rss_kib(&self) -> u64 {
         proc_status_kib(self.pid(), "VmHWM:")
