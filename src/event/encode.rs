@@ -72,6 +72,7 @@ fn write_metadata(out: &mut Vec<u8>, metadata: &Metadata) {
 fn write_value(out: &mut Vec<u8>, value: &Value) {
     match value {
         Value::Bytes(bytes) => write_json_string(out, bytes),
+        Value::Short(text) => write_json_string(out, text.as_bytes()),
         Value::Int(number) => out.extend_from_slice(number.to_string().as_bytes()),
         Value::Float(number) if number.is_finite() => {
             out.extend_from_slice(number.to_string().as_bytes())

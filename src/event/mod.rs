@@ -89,10 +89,12 @@ impl std::str::FromStr for Level {
     }
 }
 
-/// A metadata value. Text is `Bytes` so that it can be a slice of the raw line.
-#[derive(Debug, Clone, PartialEq)]
+/// A metadata value. Text is `Bytes` so that it can be a slice of the raw line, or, when
+/// short, a copy held in the value itself (see [`ShortText`]); the two compare equal by content.
+#[derive(Debug, Clone)]
 pub enum Value {
     Bytes(Bytes),
+    Short(ShortText),
     Int(i64),
     Float(f64),
     Bool(bool),
@@ -102,16 +104,104 @@ pub enum Value {
 }
 
 impl Value {
-    pub fn as_bytes(&self) -> Option<&Bytes> {
+    /// Text found in `line`: copied when short, otherwise a slice sharing `line`'s buffer.
+    /// `part` need not lie inside `line` (unescaped text does not); it is copied then.
+    pub fn text_in(line: &Bytes, part: &[u8]) -> Value {
+        let start = (part.as_ptr() as usize).wrapping_sub(line.as_ptr() as usize);
+        let inside = start < line.len() && part.len() <= line.len() - start;
+        if part.len() <= ShortText::CAPACITY {
+            // A whole window of the line is copied when there is one: a copy of fixed size is
+            // a few register moves, where a copy of `part.len()` bytes stalls the reads of the
+            // value that follow it (store forwarding fails on the partial writes).
+            let window = line
+                .get(start..)
+                .and_then(|rest| rest.first_chunk::<{ ShortText::CAPACITY }>())
+                .filter(|_| inside);
+            return Value::Short(match window {
+                Some(window) => ShortText {
+                    len: part.len() as u8,
+                    bytes: *window,
+                },
+                None => ShortText::new(part).unwrap_or(ShortText::EMPTY),
+            });
+        }
+        if inside {
+            Value::Bytes(line.slice(start..start + part.len()))
+        } else {
+            Value::Bytes(Bytes::copy_from_slice(part))
+        }
+    }
+
+    /// The text of a `Bytes` or `Short` value.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
         match self {
             Value::Bytes(bytes) => Some(bytes),
+            Value::Short(text) => Some(text.as_bytes()),
             _ => None,
         }
     }
 
     /// Text of a `Bytes` value, lossy when it is not UTF-8.
     pub fn as_str_lossy(&self) -> Option<Cow<'_, str>> {
-        self.as_bytes().map(|bytes| String::from_utf8_lossy(bytes))
+        self.as_bytes().map(String::from_utf8_lossy)
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Float(a), Value::Float(b)) => a == b,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Array(a), Value::Array(b)) => a == b,
+            (Value::Map(a), Value::Map(b)) => a == b,
+            (Value::Null, Value::Null) => true,
+            _ => match (self.as_bytes(), other.as_bytes()) {
+                (Some(a), Some(b)) => a == b,
+                _ => false,
+            },
+        }
+    }
+}
+
+/// Text of at most [`ShortText::CAPACITY`] bytes, held in the value itself. Header fields (host,
+/// program, ids) are mostly this short: copying them is cheaper than another reference to the
+/// line's buffer, a count that the source's thread increments and the sink's thread decrements
+/// on the same cache line, twice per field.
+#[derive(Clone, Copy)]
+pub struct ShortText {
+    len: u8,
+    /// The text, then whatever followed it in the line (never read).
+    bytes: [u8; ShortText::CAPACITY],
+}
+
+impl ShortText {
+    /// As many bytes as fit beside the length without making `Value` larger than a `Bytes`
+    /// variant already makes it (40 bytes).
+    pub const CAPACITY: usize = 38;
+
+    const EMPTY: ShortText = ShortText {
+        len: 0,
+        bytes: [0; ShortText::CAPACITY],
+    };
+
+    pub fn new(text: &[u8]) -> Option<ShortText> {
+        let mut bytes = [0; ShortText::CAPACITY];
+        bytes.get_mut(..text.len())?.copy_from_slice(text);
+        Some(ShortText {
+            len: text.len() as u8,
+            bytes,
+        })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl fmt::Debug for ShortText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&Bytes::copy_from_slice(self.as_bytes()), f)
     }
 }
 
@@ -249,6 +339,34 @@ mod tests {
         assert_eq!(Level::from_name(b"CRITICAL"), Some(Level::Fatal));
         assert_eq!(Level::from_name(b"nonsense"), None);
         assert_eq!(Level::from_name(b"averyveryverylongword"), None);
+    }
+
+    #[test]
+    fn short_text_is_copied_long_text_shares_the_line() {
+        let line = Bytes::from(format!("host web-1 path {}", "p".repeat(60)));
+        let short = Value::text_in(&line, &line[5..10]);
+        // Near the end of the line there is no whole window to copy.
+        let tail = Value::text_in(&line, &line[line.len() - 3..]);
+        assert_eq!(tail.as_bytes(), Some(&b"ppp"[..]));
+        let long = Value::text_in(&line, &line[16..]);
+        assert!(matches!(short, Value::Short(_)));
+        assert_eq!(short.as_bytes(), Some(&b"web-1"[..]));
+        match &long {
+            Value::Bytes(bytes) => assert_eq!(bytes.as_ptr(), line[16..].as_ptr()),
+            other => panic!("a long value should share the line: {other:?}"),
+        }
+        // Text that is not inside the line (unescaped) is copied.
+        let elsewhere = "q".repeat(50);
+        assert_eq!(
+            Value::text_in(&line, elsewhere.as_bytes()).as_bytes(),
+            Some(elsewhere.as_bytes())
+        );
+        // Both forms of the same text are equal, and neither equals a number.
+        assert_eq!(short, Value::from("web-1"));
+        assert_ne!(short, Value::Int(1));
+        assert_eq!(std::mem::size_of::<Value>(), 40);
+        assert!(ShortText::new(&[b'x'; ShortText::CAPACITY + 1]).is_none());
+        assert_eq!(ShortText::new(b"").map(|t| t.as_bytes().len()), Some(0));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::logfmt::{LogfmtLine, parse_logfmt};
 use super::syslog::{SyslogMessage, facility_name, parse_syslog, severity_name};
 use super::timestamp::{bsd, rfc3339};
 use super::trim_line_end;
-use crate::event::{LogEntry, Metadata, Value};
+use crate::event::{LogEntry, Metadata, ShortText, Value};
 use crate::time::Timestamp;
 
 /// How a source reads its lines (config key `format`).
@@ -87,27 +87,30 @@ pub fn decode(
     node_id: Arc<str>,
     read_time: Timestamp,
 ) -> LogEntry {
-    let mut entry = LogEntry::from_line(line, source, node_id, read_time);
+    // The decoders borrow the line and set `message`; it becomes `raw` at the end. (Cloning it
+    // into the entry first would cost an increment and a decrement of its shared count.)
+    let mut entry = LogEntry::from_line(Bytes::new(), source, node_id, read_time);
     let guessed = format == Format::Auto;
     let format = match format {
-        Format::Auto => Format::detect(&entry.raw),
+        Format::Auto => Format::detect(&line),
         format => format,
     };
     let decoded = match format {
-        Format::Syslog => decode_syslog(&mut entry),
-        Format::Cri => decode_cri(&mut entry),
+        Format::Syslog => decode_syslog(&mut entry, &line),
+        Format::Cri => decode_cri(&mut entry, &line),
         // `{"log":` picked by `Auto` may be an application's own JSON that starts with a `log`
         // key: without Docker's `stream` it is read as JSON, keeping its other fields.
         Format::Docker => {
-            decode_docker(&mut entry, guessed) || (guessed && decode_json(&mut entry))
+            decode_docker(&mut entry, &line, guessed) || (guessed && decode_json(&mut entry, &line))
         }
-        Format::Json => decode_json(&mut entry),
-        Format::Logfmt => decode_logfmt(&mut entry, guessed),
+        Format::Json => decode_json(&mut entry, &line),
+        Format::Logfmt => decode_logfmt(&mut entry, &line, guessed),
         Format::Text | Format::Auto => false,
     };
     if !decoded {
-        decode_text(&mut entry);
+        decode_text(&mut entry, &line);
     }
+    entry.raw = line;
     entry
 }
 
@@ -129,6 +132,15 @@ fn cow_bytes(line: &Bytes, text: Cow<'_, [u8]>) -> Bytes {
     match text {
         Cow::Borrowed(part) => slice(line, part),
         Cow::Owned(owned) => Bytes::from(owned),
+    }
+}
+
+/// A text field as a metadata value: see `Value::text_in` (long unescaped text is moved, not
+/// copied).
+fn text_value(line: &Bytes, text: Cow<'_, [u8]>) -> Value {
+    match text {
+        Cow::Owned(owned) if owned.len() > ShortText::CAPACITY => Value::Bytes(Bytes::from(owned)),
+        text => Value::text_in(line, &text),
     }
 }
 
@@ -162,9 +174,9 @@ fn lossy_key(key: &[u8]) -> Cow<'static, str> {
 }
 
 /// The whole line as the message; a leading RFC 3339 or BSD time becomes the entry's time.
-fn decode_text(entry: &mut LogEntry) {
-    let message = trim_line_end(&entry.raw);
-    entry.message = slice(&entry.raw, message);
+fn decode_text(entry: &mut LogEntry, line: &Bytes) {
+    let message = trim_line_end(line);
+    entry.message = slice(line, message);
     entry.level = detect_level(message).unwrap_or_default();
     let leading_time = match message.first() {
         Some(b'0'..=b'9') => rfc3339(message).ok(),
@@ -179,9 +191,8 @@ fn decode_text(entry: &mut LogEntry) {
     }
 }
 
-fn decode_syslog(entry: &mut LogEntry) -> bool {
-    let line = entry.raw.clone();
-    let Ok(message) = parse_syslog(&line, entry.timestamp) else {
+fn decode_syslog(entry: &mut LogEntry, line: &Bytes) -> bool {
+    let Ok(message) = parse_syslog(line, entry.timestamp) else {
         return false;
     };
     let SyslogMessage {
@@ -196,7 +207,7 @@ fn decode_syslog(entry: &mut LogEntry) -> bool {
         message,
         ..
     } = message;
-    entry.message = slice(&line, message);
+    entry.message = slice(line, message);
     entry.level = severity
         .and_then(super::syslog::severity_level)
         .or_else(|| detect_level(message))
@@ -221,7 +232,7 @@ fn decode_syslog(entry: &mut LogEntry) -> bool {
         ("msg_id", msg_id),
     ] {
         if let Some(field) = field {
-            metadata.push(key, slice(&line, field));
+            metadata.push(key, Value::text_in(line, field));
         }
     }
     if !structured_data.is_empty() {
@@ -229,7 +240,7 @@ fn decode_syslog(entry: &mut LogEntry) -> bool {
         for element in structured_data {
             let mut params = Metadata::with_capacity(element.params.len());
             for param in element.params {
-                params.insert(lossy_key(param.name), cow_bytes(&line, param.value));
+                params.insert(lossy_key(param.name), text_value(line, param.value));
             }
             elements.insert(lossy_key(element.id), Value::Map(params));
         }
@@ -238,12 +249,11 @@ fn decode_syslog(entry: &mut LogEntry) -> bool {
     true
 }
 
-fn decode_cri(entry: &mut LogEntry) -> bool {
-    let line = entry.raw.clone();
-    let Ok(record) = parse_cri(&line) else {
+fn decode_cri(entry: &mut LogEntry, line: &Bytes) -> bool {
+    let Ok(record) = parse_cri(line) else {
         return false;
     };
-    entry.message = slice(&line, record.message);
+    entry.message = slice(line, record.message);
     entry.timestamp = record.timestamp;
     entry.level = detect_level(record.message).unwrap_or_default();
     entry.metadata.insert("stream", record.stream.as_str());
@@ -254,16 +264,15 @@ fn decode_cri(entry: &mut LogEntry) -> bool {
 }
 
 /// `guessed`: the line was picked by `Auto`, so a record without `stream` is not Docker's.
-fn decode_docker(entry: &mut LogEntry, guessed: bool) -> bool {
-    let line = entry.raw.clone();
-    let Ok(record) = parse_docker(&line) else {
+fn decode_docker(entry: &mut LogEntry, line: &Bytes, guessed: bool) -> bool {
+    let Ok(record) = parse_docker(line) else {
         return false;
     };
     if guessed && record.stream.is_none() {
         return false;
     }
     entry.level = detect_level(&record.message).unwrap_or_default();
-    entry.message = cow_bytes(&line, record.message);
+    entry.message = cow_bytes(line, record.message);
     if let Some(timestamp) = record.timestamp {
         entry.timestamp = timestamp;
     }
@@ -276,16 +285,15 @@ fn decode_docker(entry: &mut LogEntry, guessed: bool) -> bool {
     true
 }
 
-fn decode_json(entry: &mut LogEntry) -> bool {
-    let line = entry.raw.clone();
-    let Ok(parsed) = parse_json(&line) else {
+fn decode_json(entry: &mut LogEntry, line: &Bytes) -> bool {
+    let Ok(parsed) = parse_json(line) else {
         return false;
     };
     // Without a message key the whole object is the message: nothing is lost, and the fields
     // are in the metadata as well.
     let message = match parsed.message {
-        Some(message) => cow_bytes(&line, message),
-        None => slice(&line, trim_line_end(&line)),
+        Some(message) => cow_bytes(line, message),
+        None => slice(line, trim_line_end(line)),
     };
     entry.level = parsed
         .level
@@ -299,19 +307,19 @@ fn decode_json(entry: &mut LogEntry) -> bool {
     for (key, value) in parsed.fields {
         entry
             .metadata
-            .insert(lossy_key(&key), json_value(&line, value));
+            .insert(lossy_key(&key), json_value(line, value));
     }
     true
 }
 
 fn json_value(line: &Bytes, value: JsonValue<'_>) -> Value {
     match value {
-        JsonValue::String(text) => Value::Bytes(cow_bytes(line, text)),
+        JsonValue::String(text) => text_value(line, text),
         number @ JsonValue::Number(_) => match (number.as_i64(), number.as_f64()) {
             (Some(integer), _) => Value::Int(integer),
             (None, Some(float)) => Value::Float(float),
             (None, None) => match number {
-                JsonValue::Number(text) => Value::Bytes(slice(line, text)),
+                JsonValue::Number(text) => Value::text_in(line, text),
                 _ => Value::Null,
             },
         },
@@ -334,9 +342,8 @@ fn json_value(line: &Bytes, value: JsonValue<'_>) -> Value {
 }
 
 /// `guessed`: the line was picked by `Auto`, so a line with bare words is prose, not logfmt.
-fn decode_logfmt(entry: &mut LogEntry, guessed: bool) -> bool {
-    let line = entry.raw.clone();
-    let Ok(parsed) = parse_logfmt(&line) else {
+fn decode_logfmt(entry: &mut LogEntry, line: &Bytes, guessed: bool) -> bool {
+    let Ok(parsed) = parse_logfmt(line) else {
         return false;
     };
     if guessed && !parsed.all_pairs_have_values() {
@@ -349,8 +356,8 @@ fn decode_logfmt(entry: &mut LogEntry, guessed: bool) -> bool {
         fields,
     } = parsed;
     let message = match message {
-        Some(message) => cow_bytes(&line, message),
-        None => slice(&line, trim_line_end(&line)),
+        Some(message) => cow_bytes(line, message),
+        None => slice(line, trim_line_end(line)),
     };
     entry.level = level.or_else(|| detect_level(&message)).unwrap_or_default();
     entry.message = message;
@@ -360,7 +367,7 @@ fn decode_logfmt(entry: &mut LogEntry, guessed: bool) -> bool {
     entry.metadata = Metadata::with_capacity(fields.len());
     for pair in fields {
         let value = match pair.value {
-            Some(value) => Value::Bytes(cow_bytes(&line, value)),
+            Some(value) => text_value(line, value),
             None => Value::Bool(true),
         };
         entry.metadata.insert(lossy_key(pair.key), value);
@@ -399,7 +406,9 @@ mod tests {
 
     fn render_value(value: &Value) -> String {
         match value {
-            Value::Bytes(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            Value::Bytes(_) | Value::Short(_) => {
+                value.as_str_lossy().unwrap_or_default().into_owned()
+            }
             Value::Int(number) => number.to_string(),
             Value::Float(number) => number.to_string(),
             Value::Bool(flag) => flag.to_string(),
@@ -631,9 +640,28 @@ mod tests {
                 && start + bytes.len() <= line.as_ptr() as usize + line.len()
         };
         assert!(inside(&entry.message));
+        // Short fields are copied (cheaper than sharing); long ones share the line.
         for key in ["host", "app_name", "proc_id"] {
-            let value = entry.metadata.get(key).and_then(Value::as_bytes);
-            assert!(value.is_some_and(inside), "{key}");
+            let value = entry.metadata.get(key);
+            assert!(matches!(value, Some(Value::Short(_))), "{key}: {value:?}");
+        }
+        let host = "h".repeat(ShortText::CAPACITY + 1);
+        let line = Bytes::from(format!(
+            "<14>1 2026-06-15T11:00:00Z {host} shop 1 - - hello"
+        ));
+        let entry = decode(
+            Format::Auto,
+            line.clone(),
+            Arc::from("src"),
+            Arc::from("node"),
+            READ_TIME(),
+        );
+        match entry.metadata.get("host") {
+            Some(Value::Bytes(value)) => {
+                let start = value.as_ptr() as usize - line.as_ptr() as usize;
+                assert_eq!(&line[start..start + value.len()], host.as_bytes());
+            }
+            other => panic!("a long host should be a slice of the line: {other:?}"),
         }
     }
 
