@@ -247,7 +247,11 @@ impl Metadata {
     pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
         let key = key.into();
         let value = value.into();
-        match self.0.iter_mut().find(|(existing, _)| *existing == key) {
+        // Keys are mostly `'static` or interned: the same pointer is the same key.
+        let same = |existing: &str| {
+            (existing.as_ptr() == key.as_ptr() && existing.len() == key.len()) || existing == key
+        };
+        match self.0.iter_mut().find(|(existing, _)| same(existing)) {
             Some(slot) => slot.1 = value,
             None => self.0.push((key, value)),
         }

@@ -147,30 +147,56 @@ fn text_value(line: &Bytes, text: Cow<'_, [u8]>) -> Value {
 /// A metadata key from the input. Field names repeat from line to line (`sequenceId`,
 /// `user_id`), so the first `MAX_INTERNED` distinct short keys of each thread are kept once for
 /// the life of the process and shared; rarer keys get their own string.
+///
+/// The keys of the last lines are looked up first in a small table indexed by a cheap hash, so
+/// a repeated key costs a comparison, not a SipHash. The interning map keeps SipHash: the keys
+/// come from the input, and its randomised hash is what stops a sender from choosing keys that
+/// all collide.
 fn lossy_key(key: &[u8]) -> Cow<'static, str> {
     const MAX_INTERNED: usize = 4096;
     const MAX_KEY_BYTES: usize = 64;
+    const RECENT_SLOTS: usize = 64;
     thread_local! {
+        static RECENT: [std::cell::Cell<&'static str>; RECENT_SLOTS] =
+            const { [const { std::cell::Cell::new("") }; RECENT_SLOTS] };
         static INTERNED: std::cell::RefCell<std::collections::HashMap<Box<[u8]>, &'static str>> =
             std::cell::RefCell::new(std::collections::HashMap::new());
     }
     if key.len() > MAX_KEY_BYTES {
         return Cow::Owned(String::from_utf8_lossy(key).into_owned());
     }
-    INTERNED.with(|interned| {
+    let slot = key.iter().take(16).fold(key.len() as u32, |hash, &byte| {
+        hash.wrapping_mul(31).wrapping_add(u32::from(byte))
+    }) as usize
+        % RECENT_SLOTS;
+    let recent = RECENT.with(|recent| recent[slot].get());
+    if recent.as_bytes() == key && !key.is_empty() {
+        return Cow::Borrowed(recent);
+    }
+    let interned = INTERNED.with(|interned| {
         let mut interned = interned.borrow_mut();
         if let Some(known) = interned.get(key) {
-            return Cow::Borrowed(*known);
+            return Some(*known);
         }
-        let owned = String::from_utf8_lossy(key).into_owned();
         if interned.len() >= MAX_INTERNED {
-            return Cow::Owned(owned);
+            return None;
         }
         // Bounded by MAX_INTERNED × MAX_KEY_BYTES per thread: leaked on purpose.
-        let shared: &'static str = Box::leak(owned.into_boxed_str());
+        let shared: &'static str =
+            Box::leak(String::from_utf8_lossy(key).into_owned().into_boxed_str());
         interned.insert(key.into(), shared);
-        Cow::Borrowed(shared)
-    })
+        Some(shared)
+    });
+    match interned {
+        Some(shared) => {
+            // Only a key whose bytes are its text can be found again by comparing bytes.
+            if shared.as_bytes() == key {
+                RECENT.with(|recent| recent[slot].set(shared));
+            }
+            Cow::Borrowed(shared)
+        }
+        None => Cow::Owned(String::from_utf8_lossy(key).into_owned()),
+    }
 }
 
 /// The whole line as the message; a leading RFC 3339 or BSD time becomes the entry's time.
@@ -621,6 +647,27 @@ mod tests {
             assert_eq!(&*entry.source, "src");
             assert_eq!(&*entry.node_id, "node");
         }
+    }
+
+    #[test]
+    fn keys_are_interned_and_looked_up_right_whatever_their_slot() {
+        let first = lossy_key(b"request_id");
+        let again = lossy_key(b"request_id");
+        assert!(
+            matches!((&first, &again), (Cow::Borrowed(a), Cow::Borrowed(b)) if a.as_ptr() == b.as_ptr())
+        );
+        // Many keys share the small table's slots: each must still come back as itself.
+        let keys: Vec<String> = (0..500).map(|n| format!("k{n}")).collect();
+        for _ in 0..2 {
+            for key in &keys {
+                assert_eq!(lossy_key(key.as_bytes()), key.as_str());
+            }
+        }
+        assert_eq!(lossy_key(b"caf\xff"), "caf\u{fffd}");
+        assert_eq!(lossy_key(b"caf\xff"), "caf\u{fffd}");
+        assert_eq!(lossy_key(b""), "");
+        let long = "x".repeat(100);
+        assert!(matches!(lossy_key(long.as_bytes()), Cow::Owned(owned) if owned == long));
     }
 
     #[test]
