@@ -197,6 +197,12 @@ impl LineBatcher {
         self.entries.len() >= MAX_BATCH_ENTRIES
     }
 
+    /// Whether each line decodes on its own: no multiline joining, which carries state from
+    /// one line to the next and so needs the lines in order.
+    fn decodes_lines_independently(&self) -> bool {
+        self.aggregator.is_none() && self.joiner.is_none()
+    }
+
     /// Sends what has been collected as one batch.
     pub async fn flush(&mut self, output: &Output) {
         if self.entries.is_empty() {
@@ -206,6 +212,115 @@ impl LineBatcher {
         self.metrics
             .received(entries.len(), std::mem::take(&mut self.bytes));
         output.send(Batch::new(entries)).await;
+    }
+}
+
+/// Decodes lines on the runtime's other worker threads while the reader goes on reading and
+/// framing; batches leave in the order their lines arrived. One fast sender on one connection
+/// otherwise holds decoding to the one thread that reads it, while the other cores idle.
+struct ParallelDecode {
+    /// Framed lines not yet handed to a job.
+    lines: Vec<Bytes>,
+    bytes: usize,
+    /// Jobs in the order of their lines, each with its byte count.
+    jobs: std::collections::VecDeque<(tokio::task::JoinHandle<Vec<LogEntry>>, usize)>,
+}
+
+impl ParallelDecode {
+    /// Jobs in flight at most (each of at most `MAX_BATCH_ENTRIES` lines): enough to keep the
+    /// other workers busy, few enough that a slow sink stops the reading soon.
+    const MAX_JOBS: usize = 8;
+
+    fn new() -> Self {
+        ParallelDecode {
+            lines: Vec::with_capacity(MAX_BATCH_ENTRIES),
+            bytes: 0,
+            jobs: std::collections::VecDeque::with_capacity(Self::MAX_JOBS),
+        }
+    }
+
+    fn push(&mut self, frame: Frame, batcher: &LineBatcher) {
+        let line = match frame {
+            Frame::Line(line) => line,
+            Frame::Truncated(head) => {
+                batcher.metrics.error("line_truncated");
+                head
+            }
+        };
+        if line.is_empty() {
+            return;
+        }
+        self.bytes += line.len();
+        self.lines.push(line);
+        if self.lines.len() >= MAX_BATCH_ENTRIES {
+            self.spawn(batcher);
+        }
+    }
+
+    /// Hands the framed lines to a decoding job.
+    fn spawn(&mut self, batcher: &LineBatcher) {
+        if self.lines.is_empty() {
+            return;
+        }
+        let lines = std::mem::replace(&mut self.lines, Vec::with_capacity(MAX_BATCH_ENTRIES));
+        let (format, source, node_id, now) = (
+            batcher.format,
+            batcher.source.clone(),
+            batcher.node_id.clone(),
+            batcher.now,
+        );
+        let job = tokio::spawn(async move {
+            lines
+                .into_iter()
+                .map(|line| decode(format, line, source.clone(), node_id.clone(), now))
+                .collect()
+        });
+        self.jobs.push_back((job, std::mem::take(&mut self.bytes)));
+    }
+
+    fn is_full(&self) -> bool {
+        self.jobs.len() >= Self::MAX_JOBS
+    }
+
+    /// The oldest job's entries once it is done (pending while there is none).
+    async fn next_done(&mut self) -> (Result<Vec<LogEntry>, tokio::task::JoinError>, usize) {
+        match self.jobs.front_mut() {
+            Some((job, bytes)) => {
+                let bytes = *bytes;
+                let result = job.await;
+                self.jobs.pop_front();
+                (result, bytes)
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    async fn send(
+        result: Result<Vec<LogEntry>, tokio::task::JoinError>,
+        bytes: usize,
+        batcher: &LineBatcher,
+        output: &Output,
+    ) {
+        match result {
+            Ok(entries) => {
+                batcher.metrics.received(entries.len(), bytes);
+                output.send(Batch::new(entries)).await;
+            }
+            // Decoding does not panic on any input; if it ever did, the loss is counted.
+            Err(error) => {
+                batcher.metrics.error("decode_failed");
+                tracing::error!(component_id = %batcher.source, %error, "a decoding job failed");
+            }
+        }
+    }
+
+    /// Sends every job's entries, in order.
+    async fn finish(&mut self, batcher: &LineBatcher, output: &Output) {
+        self.spawn(batcher);
+        while !self.jobs.is_empty() {
+            let (result, bytes) = self.next_done().await;
+            Self::send(result, bytes, batcher, output).await;
+        }
     }
 }
 
@@ -227,6 +342,9 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
     let idle = idle_timeout.unwrap_or(std::time::Duration::MAX);
     let mut buffer = BytesMut::with_capacity(READ_CHUNK);
     let mut reads_after_shutdown = 0;
+    let mut parallel = batcher
+        .decodes_lines_independently()
+        .then(ParallelDecode::new);
     let result = loop {
         if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
             buffer.reserve(READ_CHUNK);
@@ -244,8 +362,13 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
             }
         } else {
             let held_until = batcher.deadline();
+            let decoding = parallel.as_ref().is_some_and(|p| !p.jobs.is_empty());
             tokio::select! {
                 biased;
+                (result, bytes) = next_decoded(&mut parallel), if decoding => {
+                    ParallelDecode::send(result, bytes, batcher, output).await;
+                    continue;
+                }
                 _ = sleep_until_deadline(held_until), if held_until.is_some() => {
                     batcher.flush_held(false);
                     batcher.flush(output).await;
@@ -265,23 +388,50 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
             Ok(0) => break Ok(()),
             Ok(_) => {
                 batcher.refresh_time();
-                while let Some(frame) = framer.decode(&mut buffer) {
-                    batcher.push_frame(frame);
-                    if batcher.is_full() {
+                match parallel.as_mut() {
+                    Some(parallel) => {
+                        while let Some(frame) = framer.decode(&mut buffer) {
+                            parallel.push(frame, batcher);
+                        }
+                        parallel.spawn(batcher);
+                        // Backpressure: a full pipeline waits for its oldest job to leave.
+                        while parallel.is_full() {
+                            let (result, bytes) = parallel.next_done().await;
+                            ParallelDecode::send(result, bytes, batcher, output).await;
+                        }
+                    }
+                    None => {
+                        while let Some(frame) = framer.decode(&mut buffer) {
+                            batcher.push_frame(frame);
+                            if batcher.is_full() {
+                                batcher.flush(output).await;
+                            }
+                        }
                         batcher.flush(output).await;
                     }
                 }
-                batcher.flush(output).await;
             }
             Err(error) => break Err(error),
         }
     };
+    if let Some(parallel) = parallel.as_mut() {
+        parallel.finish(batcher, output).await;
+    }
     while let Some(frame) = framer.decode_eof(&mut buffer) {
         batcher.push_frame(frame);
     }
     batcher.flush_held(true);
     batcher.flush(output).await;
     result
+}
+
+async fn next_decoded(
+    parallel: &mut Option<ParallelDecode>,
+) -> (Result<Vec<LogEntry>, tokio::task::JoinError>, usize) {
+    match parallel {
+        Some(parallel) => parallel.next_done().await,
+        None => std::future::pending().await,
+    }
 }
 
 pub(crate) async fn sleep_until_deadline(deadline: Option<Instant>) {
