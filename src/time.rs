@@ -77,28 +77,7 @@ impl Timestamp {
     pub fn write_rfc3339(self, out: &mut Vec<u8>) {
         let seconds = self.unix_seconds();
         let nanos = self.subsec_nanos();
-        let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
-        let second_of_day = seconds.rem_euclid(86_400) as u32;
-        let (hour, minute, second) = (
-            second_of_day / 3600,
-            second_of_day / 60 % 60,
-            second_of_day % 60,
-        );
-        if (0..=9999).contains(&year) {
-            push_digits(out, year as u32, 4);
-        } else {
-            out.extend_from_slice(year.to_string().as_bytes());
-        }
-        out.push(b'-');
-        push_digits(out, month, 2);
-        out.push(b'-');
-        push_digits(out, day, 2);
-        out.push(b'T');
-        push_digits(out, hour, 2);
-        out.push(b':');
-        push_digits(out, minute, 2);
-        out.push(b':');
-        push_digits(out, second, 2);
+        out.extend_from_slice(&date_and_time(seconds));
         out.push(b'.');
         if nanos.is_multiple_of(1_000_000) {
             push_digits(out, nanos / 1_000_000, 3);
@@ -115,6 +94,39 @@ impl Timestamp {
         self.write_rfc3339(&mut out);
         String::from_utf8_lossy(&out).into_owned()
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a Unix second (a `Timestamp` spans the years 1677 to 2262: always
+/// four digits). Entries written one after another mostly fall in the same second, so the last
+/// one is kept (per thread).
+fn date_and_time(seconds: i64) -> [u8; 19] {
+    thread_local! {
+        static LAST: std::cell::Cell<(i64, [u8; 19])> = const { std::cell::Cell::new((i64::MIN, [0; 19])) };
+    }
+    let (last_seconds, last_text) = LAST.get();
+    if last_seconds == seconds {
+        return last_text;
+    }
+    let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+    let year = year.clamp(0, 9999) as u32;
+    let second_of_day = seconds.rem_euclid(86_400) as u32;
+    let mut text = *b"0000-00-00T00:00:00";
+    for (range, value) in [
+        (0..4, year),
+        (5..7, month),
+        (8..10, day),
+        (11..13, second_of_day / 3600),
+        (14..16, second_of_day / 60 % 60),
+        (17..19, second_of_day % 60),
+    ] {
+        let mut value = value;
+        for slot in text[range].iter_mut().rev() {
+            *slot = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
+    LAST.set((seconds, text));
+    text
 }
 
 fn push_digits(out: &mut Vec<u8>, mut value: u32, width: usize) {
@@ -205,6 +217,19 @@ mod tests {
         assert_eq!(t.to_rfc3339(), "2024-02-29T23:59:59.123456Z");
         assert_eq!(t.year(), 2024);
         assert!(Timestamp::from_civil(2023, 2, 29, 0, 0, 0, 0).is_none());
+        // The same second again (from the kept text), the next one, and years past 9999.
+        let same = Timestamp::from_civil(2024, 2, 29, 23, 59, 59, 7).unwrap();
+        assert_eq!(same.to_rfc3339(), "2024-02-29T23:59:59.000000007Z");
+        let next = Timestamp::from_civil(2024, 3, 1, 0, 0, 0, 0).unwrap();
+        assert_eq!(next.to_rfc3339(), "2024-03-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp(i64::MAX).to_rfc3339(),
+            "2262-04-11T23:47:16.854775807Z"
+        );
+        assert_eq!(
+            Timestamp(-1_000_000_000).to_rfc3339(),
+            "1969-12-31T23:59:59.000Z"
+        );
     }
 
     #[test]

@@ -113,6 +113,13 @@ const NEEDS_ESCAPE: [bool; 256] = {
 /// time: a word with no control byte, quote, backslash or non-ASCII byte is copied as it is,
 /// and UTF-8 validation runs only on text that has non-ASCII bytes.
 pub fn write_json_string(out: &mut Vec<u8>, text: &[u8]) {
+    if is_plain(text) {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text);
+        out.push(b'"');
+        return;
+    }
     if text.is_ascii() {
         write_escaped(out, text);
         return;
@@ -126,14 +133,40 @@ pub fn write_json_string(out: &mut Vec<u8>, text: &[u8]) {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// Whether any byte of `word` is a control byte (< 0x20), `"` or `\\` (bytes ≥ 0x80 pass: they
-/// are valid UTF-8 here and need no escaping).
-fn has_special(word: u64) -> bool {
+/// Non-zero when a byte of `word` is a control byte (< 0x20), `"` or `\\` (bytes ≥ 0x80 pass:
+/// they are valid UTF-8 here and need no escaping).
+fn special_bytes(word: u64) -> u64 {
     let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
     let quote = has_zero(word ^ (ONES * u64::from(b'"')));
     let backslash = has_zero(word ^ (ONES * u64::from(b'\\')));
-    (control | quote | backslash) != 0
+    control | quote | backslash
+}
+
+fn has_special(word: u64) -> bool {
+    special_bytes(word) != 0
+}
+
+/// Whether `text` is ASCII without control bytes, `"` or `\\`, to be copied as it is: checked a
+/// word at a time, the last (partial) word as the text's last eight bytes, which overlap ones
+/// already checked. (Copying the tail into a padded word would stall the load that follows.)
+fn is_plain(text: &[u8]) -> bool {
+    let Some(last) = text.last_chunk::<8>() else {
+        return text
+            .iter()
+            .all(|&byte| byte.is_ascii() && !NEEDS_ESCAPE[usize::from(byte)]);
+    };
+    let (words, _) = text.as_chunks::<8>();
+    let special = words.iter().fold(
+        special_or_non_ascii(u64::from_le_bytes(*last)),
+        |special, word| special | special_or_non_ascii(u64::from_le_bytes(*word)),
+    );
+    special == 0
+}
+
+/// Non-zero when a byte of `word` is a control byte, `"`, `\\` or not ASCII.
+fn special_or_non_ascii(word: u64) -> u64 {
+    special_bytes(word) | (word & HIGHS)
 }
 
 fn write_escaped(out: &mut Vec<u8>, text: &[u8]) {
@@ -236,6 +269,27 @@ mod tests {
                 write_json_string(&mut out, &text);
                 let back: String = serde_json::from_slice(&out).unwrap();
                 assert_eq!(back.as_bytes(), &text[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn plain_ascii_of_every_length_takes_the_copy_path_only_when_it_may() {
+        // Lengths around the word size, each special byte (and a non-ASCII one) at each place.
+        for length in 0..20 {
+            let plain: Vec<u8> = (0..length).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut out = Vec::new();
+            write_json_string(&mut out, &plain);
+            assert_eq!(out, [&b"\""[..], &plain, b"\""].concat());
+            for position in 0..length {
+                for special in (0u8..0x20).chain([b'"', b'\\', 0x7f, 0xff]) {
+                    let mut text = plain.clone();
+                    text[position] = special;
+                    let mut out = Vec::new();
+                    write_json_string(&mut out, &text);
+                    let back: String = serde_json::from_slice(&out).unwrap();
+                    assert_eq!(back, String::from_utf8_lossy(&text), "{text:?}");
+                }
             }
         }
     }
