@@ -31,7 +31,7 @@ use serde::Deserialize;
 
 use self::discovery::Discovery;
 use self::tailed::{COMPRESSED_DONE, ReadEnd, TailedFile, identity_of, is_gzip, is_inode_key};
-use super::{default_max_line_bytes, entry_from_joined};
+use super::{default_max_line_bytes, entry_from_joined, name_for_batch};
 use crate::component::{
     BuildContext, BuildError, ComponentError, ComponentFuture, Source, SourceConfig, SourceContext,
 };
@@ -838,6 +838,7 @@ impl Tailer {
             return;
         };
         let read_at = Timestamp::now();
+        let (source, node_id) = (name_for_batch(&self.source), name_for_batch(&self.node_id));
         let lines_counter = self
             .families
             .lines
@@ -857,8 +858,8 @@ impl Tailer {
                     item,
                     &self.config,
                     &file.path_text,
-                    &self.source,
-                    &self.node_id,
+                    &source,
+                    &node_id,
                     read_at,
                 );
                 if let Some(pod_labels) = self.pod_labels.as_mut() {
