@@ -21,6 +21,11 @@ use crate::framing::{Frame, StreamFramer, without_terminator};
 use crate::multiline::MultilineConfig;
 use crate::parse::format::Format;
 
+/// How long a busy UDP socket is left to fill before it is drained again: at 100,000 datagrams
+/// a second, a wake-up for every hundred rather than for each (the kernel's buffer holds far
+/// more than arrives meanwhile).
+const COALESCE: Duration = Duration::from_millis(1);
+
 /// Largest UDP payload.
 const MAX_DATAGRAM: usize = 65_536;
 /// Received datagrams are copied into shared chunks of this size, so a 200-byte message pins
@@ -204,8 +209,19 @@ pub async fn serve_udp(
     let mut kept = DatagramChunks::default();
     let mut drops = KernelDrops::new(local);
     let mut drop_check = tokio::time::interval(Duration::from_secs(1));
+    // Whether datagrams are arriving faster than one per `COALESCE`: then, once the socket is
+    // drained, the loop lets them gather for that long instead of waking for each one.
+    let mut dense = false;
     loop {
+        if dense {
+            tokio::select! {
+                biased;
+                _ = cx.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(COALESCE) => {}
+            }
+        }
         let held_until = batcher.deadline();
+        let waiting_since = tokio::time::Instant::now();
         let received = tokio::select! {
             biased;
             _ = cx.shutdown.cancelled() => break,
@@ -228,6 +244,7 @@ pub async fn serve_udp(
                 continue;
             }
         };
+        let waited = waiting_since.elapsed();
         batcher.refresh_time();
         push_datagram(
             kept.keep(&scratch[..length]),
@@ -236,6 +253,7 @@ pub async fn serve_udp(
             &mut batcher,
         );
         // Drain whatever else is already queued before handing over one batch.
+        let mut drained = false;
         while !batcher.is_full() {
             match socket.try_recv_from(&mut scratch) {
                 Ok((length, _)) => push_datagram(
@@ -244,7 +262,10 @@ pub async fn serve_udp(
                     max_message_bytes,
                     &mut batcher,
                 ),
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
                 Err(_) => {
                     cx.metrics.error("receive_failed");
                     break;
@@ -252,6 +273,8 @@ pub async fn serve_udp(
             }
         }
         batcher.flush(&cx.output).await;
+        // A full batch means more is queued: read on at once.
+        dense = drained && waited < COALESCE;
     }
     batcher.flush(&cx.output).await;
     cx.metrics
