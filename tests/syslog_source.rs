@@ -92,6 +92,7 @@ fn a_hundred_thousand_logger_messages_over_octet_counted_and_lf_tcp_arrive_once_
     assert_eq!(lines.len(), total);
     let host = hostname();
     let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut in_order: HashMap<&str, Vec<String>> = HashMap::new();
     for line in &lines {
         let entry: Value = serde_json::from_str(line).unwrap();
         let metadata = &entry["metadata"];
@@ -106,9 +107,22 @@ fn a_hundred_thousand_logger_messages_over_octet_counted_and_lf_tcp_arrive_once_
             metadata["structured_data"]["shop@32473"]["tier"], "gold",
             "{line}"
         );
-        *seen
-            .entry(entry["message"].as_str().unwrap().to_string())
-            .or_default() += 1;
+        let message = entry["message"].as_str().unwrap().to_string();
+        let framing = if message.starts_with("octet") {
+            "octet"
+        } else {
+            "lf"
+        };
+        in_order.entry(framing).or_default().push(message.clone());
+        *seen.entry(message).or_default() += 1;
+    }
+    // Each framing came over one connection, whose lines are decoded by several workers at
+    // once: they must still leave in the order they were sent (the numbers are zero-padded).
+    for (framing, messages) in &in_order {
+        assert!(
+            messages.windows(2).all(|pair| pair[0] < pair[1]),
+            "{framing}: messages out of order"
+        );
     }
     for framing in ["octet", "lf"] {
         for i in 0..per_framing {

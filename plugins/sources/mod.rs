@@ -452,3 +452,64 @@ pub(crate) async fn sleep_until_deadline(deadline: Option<Instant>) {
 
 /// Reads allowed after shutdown to take in what is already waiting.
 const SHUTDOWN_READS: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{ComponentKind, MetricsCollector};
+    use crate::topology::{Input, WhenFull};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lines_decoded_in_parallel_leave_in_the_order_they_were_read() {
+        let collector = MetricsCollector::new();
+        let source_metrics = collector.component("in", ComponentKind::Source, "socket");
+        let sink_metrics = collector.component("out", ComponentKind::Sink, "blackhole");
+        // A small channel, so that the reader also waits on a slow consumer.
+        let (sender, receiver) = flume::bounded(2);
+        let mut builder = Output::builder(source_metrics.clone());
+        builder.add_target(Arc::from("out"), sender, WhenFull::Block, &sink_metrics);
+        let output = builder.build();
+        let input = Input::new(receiver, sink_metrics);
+        let consumer = tokio::spawn(async move {
+            let mut messages = Vec::new();
+            while let Some(batch) = input.recv().await {
+                messages.extend(batch.entries().iter().map(|entry| entry.message.clone()));
+                tokio::task::yield_now().await;
+            }
+            messages
+        });
+
+        // About 80 jobs' worth of lines, in reads of up to 256 KiB: many jobs in flight at once.
+        let count = 40_000;
+        let text: String = (0..count).map(|i| format!("line {i:06}\n")).collect();
+        let mut batcher = LineBatcher::new(
+            Arc::from("in"),
+            Arc::from("node"),
+            source_metrics,
+            Format::Text,
+        );
+        assert!(batcher.decodes_lines_independently());
+        read_lines(
+            text.as_bytes(),
+            StreamFramer::lines(DEFAULT_MAX_LINE_BYTES),
+            &mut batcher,
+            &output,
+            &CancellationToken::new(),
+            None,
+        )
+        .await
+        .expect("reading from memory does not fail");
+        drop(output);
+
+        let messages = consumer.await.expect("consumer");
+        let expected: Vec<String> = (0..count).map(|i| format!("line {i:06}")).collect();
+        assert_eq!(messages.len(), count);
+        assert!(
+            messages
+                .iter()
+                .zip(&expected)
+                .all(|(got, want)| got == want.as_bytes()),
+            "entries left out of order"
+        );
+    }
+}
