@@ -152,6 +152,12 @@ fn has_special(word: u64) -> bool {
 /// already checked. (Copying the tail into a padded word would stall the load that follows.)
 fn is_plain(text: &[u8]) -> bool {
     let Some(last) = text.last_chunk::<8>() else {
+        // Four to seven bytes (most keys and short values): two overlapping halves, one word.
+        if let (Some(head), Some(tail)) = (text.first_chunk::<4>(), text.last_chunk::<4>()) {
+            let word =
+                u64::from(u32::from_le_bytes(*head)) | u64::from(u32::from_le_bytes(*tail)) << 32;
+            return special_or_non_ascii(word) == 0;
+        }
         return text
             .iter()
             .all(|&byte| byte.is_ascii() && !NEEDS_ESCAPE[usize::from(byte)]);
