@@ -293,6 +293,7 @@ impl Tailer {
                 for file in self.files.values_mut() {
                     file.active = true;
                 }
+                self.follow_copies_of_unseen_rotations();
                 last_scan = now;
             }
             let progressed = self.read_round(now);
@@ -722,8 +723,30 @@ impl Tailer {
         }
     }
 
+    /// Copies made by rotations that were never seen as a truncation: a followed file emptied
+    /// and refilled before its first read still reads from offset 0, so its truncation cannot
+    /// show, and the content in between lives only in the copies (opened when they appeared).
+    fn follow_copies_of_unseen_rotations(&mut self) {
+        if self.copy_candidates.is_empty() {
+            return;
+        }
+        let mut paths: Vec<PathBuf> = self
+            .files
+            .values()
+            .filter(|file| !file.is_retired())
+            .map(|file| file.path.clone())
+            .collect();
+        paths.sort();
+        paths.dedup();
+        for path in paths {
+            self.follow_missed_copies(&path);
+        }
+    }
+
     /// Copies of `path` (named after it) created while it was followed whose content was never
-    /// followed: each becomes a stream of its own, read to its end and then closed.
+    /// followed: each becomes a stream of its own, read to its end and then closed. A copy of a
+    /// stream still followed stays a candidate: it is where that stream goes on once its
+    /// truncation is seen.
     fn follow_missed_copies(&mut self, path: &Path) {
         let Some(name) = path
             .file_name()
@@ -748,7 +771,16 @@ impl Tailer {
             let Ok(key) = identity_of(&file, dev_ino) else {
                 continue;
             };
-            if is_inode_key(&key) || self.by_key.contains_key(&key) {
+            if is_inode_key(&key) {
+                continue;
+            }
+            // The followed stream's own copy; or a stream under this path that has read part
+            // of a first line and has no content identity yet, whose copy this may be.
+            let undecided = self.files.values().any(|followed| {
+                followed.path == path && is_inode_key(&followed.key) && followed.read_offset() > 0
+            });
+            if self.by_key.contains_key(&key) || undecided {
+                self.copy_candidates.push_back((candidate_path, file));
                 continue;
             }
             let offset = self
