@@ -119,20 +119,21 @@ fn date_and_time(seconds: i64) -> [u8; 19] {
         (14..16, second_of_day / 60 % 60),
         (17..19, second_of_day % 60),
     ] {
-        let mut value = value;
-        for slot in text[range].iter_mut().rev() {
-            *slot = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
+        write_digits(&mut text[range], value);
     }
     LAST.set((seconds, text));
     text
 }
 
-fn push_digits(out: &mut Vec<u8>, mut value: u32, width: usize) {
+fn push_digits(out: &mut Vec<u8>, value: u32, width: usize) {
     let start = out.len();
     out.resize(start + width, b'0');
-    for slot in out[start..].iter_mut().rev() {
+    write_digits(&mut out[start..], value);
+}
+
+/// `value`'s last `slots.len()` decimal digits, zero-padded.
+fn write_digits(slots: &mut [u8], mut value: u32) {
+    for slot in slots.iter_mut().rev() {
         *slot = b'0' + (value % 10) as u8;
         value /= 10;
     }

@@ -168,11 +168,17 @@ impl LineBatcher {
     }
 
     pub fn push_frame(&mut self, frame: Frame) {
+        let line = self.line_of(frame);
+        self.push_line(line);
+    }
+
+    /// A frame's line; a cut one is counted.
+    fn line_of(&self, frame: Frame) -> Bytes {
         match frame {
-            Frame::Line(line) => self.push_line(line),
+            Frame::Line(line) => line,
             Frame::Truncated(head) => {
                 self.metrics.error("line_truncated");
-                self.push_line(head);
+                head
             }
         }
     }
@@ -250,13 +256,7 @@ impl ParallelDecode {
     }
 
     fn push(&mut self, frame: Frame, batcher: &LineBatcher) {
-        let line = match frame {
-            Frame::Line(line) => line,
-            Frame::Truncated(head) => {
-                batcher.metrics.error("line_truncated");
-                head
-            }
-        };
+        let line = batcher.line_of(frame);
         if line.is_empty() {
             return;
         }
@@ -324,12 +324,17 @@ impl ParallelDecode {
         }
     }
 
+    /// Waits for the oldest job and sends its entries.
+    async fn send_oldest(&mut self, batcher: &LineBatcher, output: &Output) {
+        let (result, bytes) = self.next_done().await;
+        Self::send(result, bytes, batcher, output).await;
+    }
+
     /// Sends every job's entries, in order.
     async fn finish(&mut self, batcher: &LineBatcher, output: &Output) {
         self.spawn(batcher);
         while !self.jobs.is_empty() {
-            let (result, bytes) = self.next_done().await;
-            Self::send(result, bytes, batcher, output).await;
+            self.send_oldest(batcher, output).await;
         }
     }
 }
@@ -406,8 +411,7 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
                         parallel.spawn(batcher);
                         // Backpressure: a full pipeline waits for its oldest job to leave.
                         while parallel.is_full() {
-                            let (result, bytes) = parallel.next_done().await;
-                            ParallelDecode::send(result, bytes, batcher, output).await;
+                            parallel.send_oldest(batcher, output).await;
                         }
                     }
                     None => {

@@ -107,29 +107,21 @@ impl Value {
     /// Text found in `line`: copied when short, otherwise a slice sharing `line`'s buffer.
     /// `part` need not lie inside `line` (unescaped text does not); it is copied then.
     pub fn text_in(line: &Bytes, part: &[u8]) -> Value {
-        let start = (part.as_ptr() as usize).wrapping_sub(line.as_ptr() as usize);
-        let inside = start < line.len() && part.len() <= line.len() - start;
-        if part.len() <= ShortText::CAPACITY {
-            // A whole window of the line is copied when there is one: a copy of fixed size is
-            // a few register moves, where a copy of `part.len()` bytes stalls the reads of the
-            // value that follow it (store forwarding fails on the partial writes).
-            let window = line
-                .get(start..)
-                .and_then(|rest| rest.first_chunk::<{ ShortText::CAPACITY }>())
-                .filter(|_| inside);
-            return Value::Short(match window {
-                Some(window) => ShortText {
-                    len: part.len() as u8,
-                    bytes: *window,
-                },
-                None => ShortText::new(part).unwrap_or(ShortText::EMPTY),
-            });
+        if part.len() > ShortText::CAPACITY {
+            return Value::Bytes(slice_of(line, part));
         }
-        if inside {
-            Value::Bytes(line.slice(start..start + part.len()))
-        } else {
-            Value::Bytes(Bytes::copy_from_slice(part))
-        }
+        // A whole window of the line is copied when there is one: a copy of fixed size is a
+        // few register moves, where a copy of `part.len()` bytes stalls the reads of the value
+        // that follow it (store forwarding fails on the partial writes).
+        let window = offset_in(line, part)
+            .and_then(|start| line[start..].first_chunk::<{ ShortText::CAPACITY }>());
+        Value::Short(match window {
+            Some(window) => ShortText {
+                len: part.len() as u8,
+                bytes: *window,
+            },
+            None => ShortText::new(part).unwrap_or(ShortText::EMPTY),
+        })
     }
 
     /// The text of a `Bytes` or `Short` value.
@@ -144,6 +136,22 @@ impl Value {
     /// Text of a `Bytes` value, lossy when it is not UTF-8.
     pub fn as_str_lossy(&self) -> Option<Cow<'_, str>> {
         self.as_bytes().map(String::from_utf8_lossy)
+    }
+}
+
+/// Where `part` starts in `line`, if it lies inside it.
+fn offset_in(line: &[u8], part: &[u8]) -> Option<usize> {
+    let start = (part.as_ptr() as usize).wrapping_sub(line.as_ptr() as usize);
+    (start < line.len() && part.len() <= line.len() - start).then_some(start)
+}
+
+/// A `Bytes` for `part`: a slice of `line` when `part` lies inside it, which is always the case
+/// for what the parsers borrow; a copy otherwise, so that a mistake costs memory, not a panic.
+pub fn slice_of(line: &Bytes, part: &[u8]) -> Bytes {
+    match offset_in(line, part) {
+        _ if part.is_empty() => Bytes::new(),
+        Some(start) => line.slice(start..start + part.len()),
+        None => Bytes::copy_from_slice(part),
     }
 }
 

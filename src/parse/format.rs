@@ -23,7 +23,7 @@ use super::logfmt::{LogfmtLine, parse_logfmt};
 use super::syslog::{SyslogMessage, facility_name, parse_syslog, severity_name};
 use super::timestamp::{bsd, rfc3339};
 use super::trim_line_end;
-use crate::event::{LogEntry, Metadata, ShortText, Value};
+use crate::event::{LogEntry, Metadata, ShortText, Value, slice_of};
 use crate::time::Timestamp;
 
 /// How a source reads its lines (config key `format`).
@@ -114,23 +114,10 @@ pub fn decode(
     entry
 }
 
-/// A `Bytes` for `part`: a slice of `line` when `part` lies inside it, which is always the case
-/// for what the parsers borrow; a copy otherwise, so that a mistake costs memory, not a panic.
-fn slice(line: &Bytes, part: &[u8]) -> Bytes {
-    let start = (part.as_ptr() as usize).wrapping_sub(line.as_ptr() as usize);
-    if part.is_empty() {
-        Bytes::new()
-    } else if start < line.len() && part.len() <= line.len() - start {
-        line.slice(start..start + part.len())
-    } else {
-        Bytes::copy_from_slice(part)
-    }
-}
-
 /// Borrowed text as a slice of the line, unescaped text as new memory.
 fn cow_bytes(line: &Bytes, text: Cow<'_, [u8]>) -> Bytes {
     match text {
-        Cow::Borrowed(part) => slice(line, part),
+        Cow::Borrowed(part) => slice_of(line, part),
         Cow::Owned(owned) => Bytes::from(owned),
     }
 }
@@ -202,7 +189,7 @@ fn lossy_key(key: &[u8]) -> Cow<'static, str> {
 /// The whole line as the message; a leading RFC 3339 or BSD time becomes the entry's time.
 fn decode_text(entry: &mut LogEntry, line: &Bytes) {
     let message = trim_line_end(line);
-    entry.message = slice(line, message);
+    entry.message = slice_of(line, message);
     entry.level = detect_level(message).unwrap_or_default();
     let leading_time = match message.first() {
         Some(b'0'..=b'9') => rfc3339(message).ok(),
@@ -233,7 +220,7 @@ fn decode_syslog(entry: &mut LogEntry, line: &Bytes) -> bool {
         message,
         ..
     } = message;
-    entry.message = slice(line, message);
+    entry.message = slice_of(line, message);
     entry.level = severity
         .and_then(super::syslog::severity_level)
         .or_else(|| detect_level(message))
@@ -279,7 +266,7 @@ fn decode_cri(entry: &mut LogEntry, line: &Bytes) -> bool {
     let Ok(record) = parse_cri(line) else {
         return false;
     };
-    entry.message = slice(line, record.message);
+    entry.message = slice_of(line, record.message);
     entry.timestamp = record.timestamp;
     entry.level = detect_level(record.message).unwrap_or_default();
     entry.metadata.insert("stream", record.stream.as_str());
@@ -319,7 +306,7 @@ fn decode_json(entry: &mut LogEntry, line: &Bytes) -> bool {
     // are in the metadata as well.
     let message = match parsed.message {
         Some(message) => cow_bytes(line, message),
-        None => slice(line, trim_line_end(line)),
+        None => slice_of(line, trim_line_end(line)),
     };
     entry.level = parsed
         .level
@@ -383,7 +370,7 @@ fn decode_logfmt(entry: &mut LogEntry, line: &Bytes, guessed: bool) -> bool {
     } = parsed;
     let message = match message {
         Some(message) => cow_bytes(line, message),
-        None => slice(line, trim_line_end(line)),
+        None => slice_of(line, trim_line_end(line)),
     };
     entry.level = level.or_else(|| detect_level(&message)).unwrap_or_default();
     entry.message = message;

@@ -754,6 +754,11 @@ impl Tailer {
         else {
             return;
         };
+        // A stream under this path that has read part of a first line has no content identity
+        // yet: a copy may be of it, so none is followed as missed content meanwhile.
+        let undecided = self.files.values().any(|followed| {
+            followed.path == path && is_inode_key(&followed.key) && followed.read_offset() > 0
+        });
         let candidates: Vec<(PathBuf, File)> = self.copy_candidates.drain(..).collect();
         for (candidate_path, file) in candidates {
             let is_copy_of_path = candidate_path.parent() == path.parent()
@@ -774,11 +779,7 @@ impl Tailer {
             if is_inode_key(&key) {
                 continue;
             }
-            // The followed stream's own copy; or a stream under this path that has read part
-            // of a first line and has no content identity yet, whose copy this may be.
-            let undecided = self.files.values().any(|followed| {
-                followed.path == path && is_inode_key(&followed.key) && followed.read_offset() > 0
-            });
+            // A copy of a followed stream: where it goes on once its truncation is seen.
             if self.by_key.contains_key(&key) || undecided {
                 self.copy_candidates.push_back((candidate_path, file));
                 continue;
