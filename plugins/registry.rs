@@ -5,12 +5,12 @@
 
 use serde::de::DeserializeOwned;
 use toml::Spanned;
-use toml::de::DeValue;
+use toml::de::{DeValue, ValueDeserializer};
 
 use super::{sinks, sources, transforms};
 use crate::component::{SinkConfig, SourceConfig, TransformConfig};
-use crate::config::{Parsed, parse_component};
 use crate::metrics::ComponentKind;
+use crate::settings::fields;
 
 /// A parsed component config, boxed as its trait object.
 pub type ParsedConfig<C> = Parsed<Box<C>>;
@@ -117,5 +117,26 @@ fn sink<T: DeserializeOwned + SinkConfig + 'static>(
             .map(|config| Box::new(config) as Box<dyn SinkConfig>),
         unknown: parsed.unknown,
         known: parsed.known,
+    }
+}
+
+/// A component's (or section's) keys, deserialized, with the keys it did not recognise and the
+/// keys it knows (for "did you mean" hints).
+pub struct Parsed<T> {
+    pub result: Result<T, toml::de::Error>,
+    pub unknown: Vec<String>,
+    pub known: &'static [&'static str],
+}
+
+/// Deserializes one component's own keys, collecting the keys it does not know.
+pub fn parse_component<T: DeserializeOwned>(value: Spanned<DeValue<'_>>) -> Parsed<T> {
+    let mut unknown = Vec::new();
+    let result = serde_ignored::deserialize(ValueDeserializer::from(value), |path| {
+        unknown.push(path.to_string())
+    });
+    Parsed {
+        result,
+        unknown,
+        known: fields::struct_fields::<T>(),
     }
 }

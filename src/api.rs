@@ -18,12 +18,12 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Secret;
 use crate::health::Health;
 use crate::ingest::{IngestError, IngestHub, entry_from_json};
 use crate::metrics::MetricsCollector;
 use crate::nodes::{NodeError, NodeManager, Registration};
 use crate::remediation::incident::IncidentStore;
+use crate::settings::Secret;
 use crate::state::StateStore;
 
 /// What the handlers share.

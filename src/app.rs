@@ -5,12 +5,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
-use crate::config::{Config, Mode};
+use crate::component::Services;
+use crate::config::Config;
 use crate::fleet;
 use crate::health::Health;
 use crate::ingest::IngestHub;
 use crate::metrics::MetricsCollector;
 use crate::nodes::NodeManager;
+use crate::settings::Mode;
 use crate::state::{StateError, StateStore};
 use crate::topology::{RunningTopology, TopologyError};
 
@@ -92,7 +94,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         None
     };
 
-    let mut topology = RunningTopology::start(&config, &metrics, &health, &state, &ingest)
+    let mut services = Services::default();
+    services.insert(ingest.clone());
+    let mut topology = RunningTopology::start(&config, &metrics, &health, &state, &services)
         .map_err(RunError::Build)?;
     tracing::info!(
         sources = config.sources.len(),

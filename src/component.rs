@@ -4,6 +4,8 @@
 //! `SinkConfig`) builds it, and its context gives it channels, metrics, health and shutdown.
 //! Components never see each other; the runtime wires them through the registry.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,13 +15,12 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::GlobalOptions;
 use crate::event::LogEntry;
 use crate::health::HealthHandle;
-use crate::ingest::IngestHub;
 use crate::metrics::{ComponentMetrics, MetricsCollector};
+use crate::pipeline::{Input, Output};
+use crate::settings::GlobalOptions;
 use crate::state::StateStore;
-use crate::topology::{Input, Output};
 
 /// Why a running component stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,34 @@ impl std::fmt::Display for Resource {
     }
 }
 
+/// A set of shared handles, one per type, that the agent hands its components.
+///
+/// The runtime carries it without knowing what is inside, so a handle only one component uses
+/// (the aggregator source's ingest hub) does not make the runtime, or every other component,
+/// depend on that component's concerns.
+#[derive(Clone, Default)]
+pub struct Services {
+    handles: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+impl Services {
+    pub fn insert<T: Any + Send + Sync>(&mut self, handle: T) {
+        self.handles.insert(TypeId::of::<T>(), Arc::new(handle));
+    }
+
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.handles.get(&TypeId::of::<T>())?.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("handles", &self.handles.len())
+            .finish()
+    }
+}
+
 /// What a config needs to build its component.
 pub struct BuildContext<'a> {
     pub id: &'a str,
@@ -102,8 +131,9 @@ pub struct SourceContext {
     pub data_dir: PathBuf,
     /// The agent's state store (checkpoints, incidents).
     pub state: StateStore,
-    /// Where the API's event ingest finds the `aggregator` source.
-    pub ingest: IngestHub,
+    /// Handles the agent shares with the one component that needs each (the API's event
+    /// ingest hub for the `aggregator` source); the runtime passes them on without knowing them.
+    pub services: Services,
 }
 
 /// Everything a running sink gets. The input closes once every upstream is done: a sink

@@ -6,9 +6,9 @@ use std::time::Duration;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::AgentConfig;
 use crate::metrics::MetricsCollector;
 use crate::nodes::{NodeManager, NodeStatus};
+use crate::settings::AgentConfig;
 
 /// Registers with `[agent].aggregator` (retrying until it answers), then heartbeats every
 /// `heartbeat_interval`; registers again if the aggregator forgot the node.
@@ -21,7 +21,7 @@ pub async fn register_and_heartbeat(agent: AgentConfig, stop: CancellationToken)
         tracing::warn!("mode = \"agent\" without [agent].aggregator: not registering");
         return;
     };
-    let Ok(client) = crate::remediation::http::client(Duration::from_secs(10)) else {
+    let Ok(client) = crate::http::client(Duration::from_secs(10)) else {
         return;
     };
     let token = agent.aggregator_token.expose().map(str::to_string);

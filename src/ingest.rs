@@ -14,9 +14,9 @@ use bytes::Bytes;
 
 use crate::event::{Level, LogEntry, Metadata, Value};
 use crate::parse::timestamp::parse_rfc3339;
+use crate::pipeline::{Batch, DeliveryStatus, Finalizer};
 use crate::processor::{LogProcessor, ProcessError};
 use crate::time::Timestamp;
-use crate::topology::{Batch, DeliveryStatus, Finalizer};
 
 /// Where the API finds the running `aggregator` source.
 #[derive(Clone, Default)]

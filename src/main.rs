@@ -50,6 +50,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tailfix::http::install_crypto_provider();
     match cli.command {
         Command::Validate { config } => match Config::load(&config) {
             Ok(loaded) => {

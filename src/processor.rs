@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::event::LogEntry;
-use crate::topology::{Batch, Output};
+use crate::pipeline::{Batch, Output};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProcessError {
@@ -84,8 +84,8 @@ mod tests {
 
     use super::*;
     use crate::metrics::{ComponentKind, MetricsCollector};
+    use crate::pipeline::WhenFull;
     use crate::time::Timestamp;
-    use crate::topology::WhenFull;
 
     fn entries(node: &str, count: usize) -> Vec<LogEntry> {
         (0..count)

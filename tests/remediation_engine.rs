@@ -107,7 +107,7 @@ fn build_remediator(
     knobs: Knobs,
     metrics: &MetricsCollector,
 ) -> Remediator {
-    let client = tailfix::remediation::http::client(knobs.timeout).unwrap();
+    let client = tailfix::http::client(knobs.timeout).unwrap();
     let provider: Arc<dyn ModelProvider> = match api {
         Api::OpenAi => Arc::new(OpenAiProvider::new(Endpoint::new(
             client,

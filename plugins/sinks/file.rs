@@ -16,7 +16,7 @@ use crate::component::{
     BuildContext, BuildError, ComponentError, ComponentFuture, Sink, SinkConfig, SinkContext,
 };
 use crate::event::Encoding;
-use crate::topology::{Batch, RecvError};
+use crate::pipeline::{Batch, RecvError};
 
 /// Write once this much is buffered even if more input is waiting.
 const WRITE_THRESHOLD: usize = 1024 * 1024;

@@ -17,9 +17,9 @@ use serde::Deserialize;
 use crate::component::{
     BuildContext, BuildError, ComponentError, ComponentFuture, Sink, SinkConfig, SinkContext,
 };
-use crate::config::{ConfigDuration, Secret};
 use crate::event::encode_json;
-use crate::topology::Batch;
+use crate::pipeline::Batch;
+use crate::settings::{ConfigDuration, Secret};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ForwardConfig {
@@ -63,7 +63,7 @@ impl SinkConfig for ForwardConfig {
             .token
             .clone()
             .unwrap_or_else(|| cx.global.agent.aggregator_token.clone());
-        let client = crate::remediation::http::client(self.timeout.0)
+        let client = crate::http::client(self.timeout.0)
             .map_err(|error| BuildError(format!("HTTP client: {error}")))?;
         Ok(Box::new(ForwardSink {
             url: format!("{}/api/v1/events", uri.trim_end_matches('/')),

@@ -10,13 +10,10 @@ use serde::Deserialize;
 use crate::component::{
     BuildContext, BuildError, ComponentError, ComponentFuture, Sink, SinkConfig, SinkContext,
 };
-use crate::config::{
-    ConfigDuration, ModelConfig, ModelOverrides, RepositoryConfig, RepositoryOverrides,
-};
+use crate::http;
 use crate::metrics::MetricsCollector;
 use crate::remediation::context::{ContextBudget, PathMap};
 use crate::remediation::engine::{EngineConfig, Proposer, Remediator, Services};
-use crate::remediation::http;
 use crate::remediation::incident::IncidentStore;
 use crate::remediation::model::anthropic::AnthropicProvider;
 use crate::remediation::model::openai::OpenAiProvider;
@@ -29,6 +26,9 @@ use crate::remediation::repository::gitlab::GitLabRepository;
 use crate::remediation::repository::local::LocalRepository;
 use crate::remediation::repository::service::RemoteRepositoryService;
 use crate::remediation::validate::{Guard, Validator};
+use crate::settings::{
+    ConfigDuration, ModelConfig, ModelOverrides, RepositoryConfig, RepositoryOverrides,
+};
 use crate::state::StateStore;
 
 #[derive(Debug, Clone, Deserialize)]

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::component::{
-    BuildContext, BuildError, ComponentFuture, Source, SourceConfig, SourceContext,
+    BuildContext, BuildError, ComponentError, ComponentFuture, Source, SourceConfig, SourceContext,
 };
+use crate::ingest::IngestHub;
 use crate::processor::LogProcessor;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -38,15 +39,21 @@ struct AggregatorSource {
 impl Source for AggregatorSource {
     fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
         Box::pin(async move {
+            let Some(ingest) = cx.services.get::<IngestHub>() else {
+                return Err(ComponentError::Other(
+                    "this agent has no event ingest (`POST /api/v1/events`) to receive from"
+                        .to_string(),
+                ));
+            };
             let processor = Arc::new(LogProcessor::new(
                 cx.output.clone(),
                 self.config.node_buffer_batches,
             ));
-            cx.ingest.install(processor);
+            ingest.install(processor);
             cx.health.running();
             cx.shutdown.cancelled().await;
             // New requests get 503 from now on; what was accepted drains through the pipeline.
-            cx.ingest.remove();
+            ingest.remove();
             Ok(())
         })
     }

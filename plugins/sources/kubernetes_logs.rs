@@ -15,9 +15,9 @@ use std::path::PathBuf;
 
 use super::file::{FileConfig, PodLabelsConfig, ReadFrom};
 use crate::component::{BuildContext, BuildError, Source, SourceConfig};
-use crate::config::ConfigDuration;
 use crate::multiline::MultilineConfig;
 use crate::parse::format::Format;
+use crate::settings::ConfigDuration;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct KubernetesLogsConfig {

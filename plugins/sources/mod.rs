@@ -24,8 +24,8 @@ use crate::multiline::entries::EntryJoiner;
 use crate::multiline::{Joined, LineAggregator, MultilineConfig};
 use crate::parse::format::{Format, decode};
 use crate::parse::trace;
+use crate::pipeline::{Batch, MAX_BATCH_ENTRIES, Output};
 use crate::time::Timestamp;
-use crate::topology::{Batch, MAX_BATCH_ENTRIES, Output};
 
 /// Default `max_line_bytes` of every line-oriented source.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 102_400;
@@ -461,7 +461,7 @@ const SHUTDOWN_READS: usize = 64;
 mod tests {
     use super::*;
     use crate::metrics::{ComponentKind, MetricsCollector};
-    use crate::topology::{Input, WhenFull};
+    use crate::pipeline::{Input, WhenFull};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn lines_decoded_in_parallel_leave_in_the_order_they_were_read() {

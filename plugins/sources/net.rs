@@ -143,7 +143,7 @@ struct Connection {
     peer: SocketAddr,
     options: TcpOptions,
     batcher: LineBatcher,
-    output: crate::topology::Output,
+    output: crate::pipeline::Output,
     shutdown: tokio_util::sync::CancellationToken,
     metrics: crate::metrics::ComponentMetrics,
 }

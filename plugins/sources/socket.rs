@@ -10,10 +10,10 @@ use super::net::{Datagram, TcpOptions, serve_tcp, serve_udp};
 use crate::component::{
     BuildContext, BuildError, ComponentFuture, Resource, Source, SourceConfig, SourceContext,
 };
-use crate::config::ConfigDuration;
 use crate::framing::StreamFramer;
 use crate::multiline::MultilineConfig;
 use crate::parse::format::Format;
+use crate::settings::ConfigDuration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -13,10 +13,10 @@ use super::socket::{SocketMode, default_receive_buffer_bytes};
 use crate::component::{
     BuildContext, BuildError, ComponentFuture, Resource, Source, SourceConfig, SourceContext,
 };
-use crate::config::ConfigDuration;
 use crate::framing::StreamFramer;
 use crate::multiline::MultilineConfig;
 use crate::parse::format::Format;
+use crate::settings::ConfigDuration;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct TlsConfig {

@@ -5,9 +5,9 @@ use regex::bytes::Regex;
 use serde::{Deserialize, Deserializer};
 
 use crate::component::{BuildContext, BuildError, Transform, TransformConfig};
-use crate::config::deserialize_from_str;
 use crate::event::{Level, LogEntry};
 use crate::metrics::ComponentMetrics;
+use crate::settings::deserialize_from_str;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct FilterConfig {
@@ -114,7 +114,7 @@ mod tests {
     }
 
     fn test_context() -> BuildContext<'static> {
-        static GLOBAL: std::sync::OnceLock<crate::config::GlobalOptions> =
+        static GLOBAL: std::sync::OnceLock<crate::settings::GlobalOptions> =
             std::sync::OnceLock::new();
         static METRICS: std::sync::OnceLock<MetricsCollector> = std::sync::OnceLock::new();
         BuildContext {

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::component::{BuildContext, BuildError, Transform, TransformConfig};
-use crate::config::ConfigDuration;
 use crate::event::LogEntry;
 use crate::metrics::ComponentMetrics;
+use crate::settings::ConfigDuration;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ThrottleConfig {

@@ -5,30 +5,25 @@
 //! just the first) as a `ConfigError` naming the file, line, column and component, so that
 //! `tailfix validate` can print them all at once.
 
-mod fields;
-mod global;
 mod interpolate;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
-use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::de::{DeTable, DeValue};
 
-pub use global::{
-    AgentConfig, ApiConfig, ConfigDuration, GlobalOptions, Mode, ModelConfig, ModelOverrides,
-    NodesConfig, RepositoryConfig, RepositoryOverrides, Secret,
-};
 pub use interpolate::{InterpolationError, interpolate};
 
 use crate::component::{SinkConfig, SourceConfig, TransformConfig};
 use crate::metrics::ComponentKind;
-use crate::plugins::registry;
+use crate::plugins::registry::{self, parse_component};
 
-use crate::topology::WhenFull;
+use crate::pipeline::WhenFull;
+use crate::settings::GlobalOptions;
+use crate::settings::fields;
 
 /// One problem in a config file, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -626,36 +621,4 @@ fn quoted_list(items: &[&str]) -> String {
         .map(|item| format!("`{item}`"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// A component's (or section's) keys, deserialized, with the keys it did not recognise and the
-/// keys it knows (for "did you mean" hints).
-pub struct Parsed<T> {
-    pub result: Result<T, toml::de::Error>,
-    pub unknown: Vec<String>,
-    pub known: &'static [&'static str],
-}
-
-/// Deserializes one component's own keys, collecting the keys it does not know.
-pub fn parse_component<T: DeserializeOwned>(value: Spanned<DeValue<'_>>) -> Parsed<T> {
-    let mut unknown = Vec::new();
-    let result = serde_ignored::deserialize(ValueDeserializer::from(value), |path| {
-        unknown.push(path.to_string())
-    });
-    Parsed {
-        result,
-        unknown,
-        known: fields::struct_fields::<T>(),
-    }
-}
-
-/// For config structs: deserialize a value with `Deserialize` where a `FromStr` exists.
-pub fn deserialize_from_str<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: std::str::FromStr,
-    T::Err: fmt::Display,
-{
-    let text = String::deserialize(deserializer)?;
-    text.parse().map_err(serde::de::Error::custom)
 }

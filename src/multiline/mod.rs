@@ -13,8 +13,8 @@ use bytes::{Bytes, BytesMut};
 use regex::bytes::Regex;
 use serde::{Deserialize, Deserializer};
 
-use crate::config::ConfigDuration;
 use crate::parse::Stream;
+use crate::settings::ConfigDuration;
 use crate::time::Timestamp;
 
 pub mod auto;

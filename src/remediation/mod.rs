@@ -8,7 +8,6 @@
 
 pub mod context;
 pub mod engine;
-pub mod http;
 pub mod incident;
 pub mod model;
 pub mod prompt;

@@ -6,9 +6,6 @@
 //! finishes the batches already queued, flushes and returns. A component that fails is logged
 //! with its id and marked failed in `Health`; the others keep running.
 
-mod batch;
-mod channel;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,16 +13,13 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use batch::{Batch, DeliveryStatus, Finalizer};
-pub use channel::{CHANNEL_BATCHES, Input, MAX_BATCH_ENTRIES, Output, RecvError, WhenFull};
-
 use crate::component::{
-    BuildContext, BuildError, ComponentError, ComponentFuture, SinkContext, SourceContext,
+    BuildContext, BuildError, ComponentError, ComponentFuture, Services, SinkContext, SourceContext,
 };
 use crate::config::Config;
 use crate::health::{Health, HealthHandle};
-use crate::ingest::IngestHub;
 use crate::metrics::{ComponentKind, ComponentMetrics, MetricsCollector};
+use crate::pipeline::{CHANNEL_BATCHES, Input, Output};
 use crate::state::StateStore;
 
 /// A component that could not be built, with its id.
@@ -51,7 +45,7 @@ impl RunningTopology {
         metrics: &MetricsCollector,
         health: &Health,
         state: &StateStore,
-        ingest: &IngestHub,
+        services: &Services,
     ) -> Result<RunningTopology, Vec<TopologyError>> {
         let global = &config.global;
         let node_id: Arc<str> = Arc::from(global.agent.node_id.as_str());
@@ -227,7 +221,7 @@ impl RunningTopology {
                 health: health_handle.clone(),
                 data_dir: data_dir.clone(),
                 state: state.clone(),
-                ingest: ingest.clone(),
+                services: services.clone(),
             };
             sources.push(supervise(
                 &spec.id,

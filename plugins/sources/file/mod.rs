@@ -35,14 +35,14 @@ use super::{default_max_line_bytes, entry_from_joined, name_for_batch};
 use crate::component::{
     BuildContext, BuildError, ComponentError, ComponentFuture, Source, SourceConfig, SourceContext,
 };
-use crate::config::ConfigDuration;
 use crate::event::{LogEntry, Value};
 use crate::metrics::{ComponentMetrics, FileMetricFamilies};
 use crate::multiline::{Joined, MultilineConfig};
 use crate::parse::format::Format;
+use crate::pipeline::{Batch, DeliveryStatus, Finalizer, MAX_BATCH_ENTRIES, Output};
+use crate::settings::ConfigDuration;
 use crate::state::{Checkpoint, StateStore};
 use crate::time::Timestamp;
-use crate::topology::{Batch, DeliveryStatus, Finalizer, MAX_BATCH_ENTRIES, Output};
 
 /// How often acknowledged positions are written to the state store.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(10);

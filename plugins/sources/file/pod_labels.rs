@@ -26,11 +26,7 @@ impl PodLabels {
         ttl: Duration,
         handle: tokio::runtime::Handle,
     ) -> Result<Self, String> {
-        // Installs the TLS provider as every client here does.
-        let _ = crate::remediation::http::client(Duration::from_secs(1));
-        let mut builder = reqwest::Client::builder()
-            .user_agent(crate::remediation::http::USER_AGENT)
-            .timeout(Duration::from_secs(3));
+        let mut builder = crate::http::builder(Duration::from_secs(3));
         if let Some(ca) = ca_file.filter(|path| path.exists()) {
             let pem = std::fs::read(&ca).map_err(|e| format!("{}: {e}", ca.display()))?;
             let certificate = reqwest::Certificate::from_pem(&pem)

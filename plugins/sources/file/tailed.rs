@@ -20,8 +20,8 @@ use crate::multiline::{Joined, LineAggregator, MultilineConfig};
 use crate::parse::Stream;
 use crate::parse::cri::parse_cri;
 use crate::parse::docker::parse_docker;
+use crate::pipeline::DeliveryStatus;
 use crate::time::Timestamp;
-use crate::topology::DeliveryStatus;
 
 /// Bytes of the first line that make up a file's identity.
 pub const IDENTITY_BYTES: usize = 1024;

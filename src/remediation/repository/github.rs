@@ -56,8 +56,8 @@ impl GitHubRepository {
         name: String,
         branch: String,
     ) -> Result<Self, RepositoryError> {
-        // octocrab's rustls needs a process-wide crypto provider, as the model client does.
-        let _ = crate::remediation::http::client(Duration::from_secs(1));
+        // octocrab brings its own client; its rustls needs the process-wide provider too.
+        crate::http::install_crypto_provider();
         let client = Octocrab::builder()
             .base_uri(base_url.trim_end_matches('/'))
             .map_err(|error| {
@@ -66,7 +66,7 @@ impl GitHubRepository {
             .personal_token(token.to_string())
             .add_header(
                 http::header::USER_AGENT,
-                crate::remediation::http::USER_AGENT.to_string(),
+                crate::http::USER_AGENT.to_string(),
             )
             .set_connect_timeout(Some(Duration::from_secs(10)))
             .set_read_timeout(Some(Duration::from_secs(60)))

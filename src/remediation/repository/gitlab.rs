@@ -49,7 +49,7 @@ impl GitLabRepository {
         } else {
             format!("{base}/api/v4")
         };
-        let client = crate::remediation::http::client(Duration::from_secs(60))
+        let client = crate::http::client(Duration::from_secs(60))
             .map_err(|error| RepositoryError::Other(format!("GitLab client: {error}")))?;
         Ok(GitLabRepository {
             client,

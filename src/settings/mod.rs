@@ -1,7 +1,12 @@
-//! The global sections of a config file: `[agent]`, `[api]`, `[nodes]`, and the `[model]` and
-//! `[repository]` defaults (the seed's `ModelConfig` and `RepositoryConfig`).
+//! Plain config value types: durations, secrets, values parsed from strings, and the global
+//! sections of a config file (`[agent]`, `[api]`, `[nodes]`, and the `[model]` and `[repository]`
+//! defaults: the seed's `ModelConfig` and `RepositoryConfig`).
 //!
+//! A leaf of the crate: these are data that any layer may read (a component's config, the
+//! runtime, the API); the loader that checks a file and builds components is `config`.
 //! Every field has a default, so an empty file is a valid agent that does nothing.
+
+pub mod fields;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -336,4 +341,15 @@ mod tests {
         assert_eq!(secret.expose(), Some("ghp_abcdef"));
         assert_eq!(Secret::default().expose(), None);
     }
+}
+
+/// For config structs: deserialize a value with `Deserialize` where a `FromStr` exists.
+pub fn deserialize_from_str<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
+{
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(serde::de::Error::custom)
 }
