@@ -5,7 +5,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
-use crate::component::Services;
+use crate::component::Shared;
 use crate::config::Config;
 use crate::fleet;
 use crate::health::Health;
@@ -94,9 +94,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         None
     };
 
-    let mut services = Services::default();
-    services.insert(ingest.clone());
-    let mut topology = RunningTopology::start(&config, &metrics, &health, &state, &services)
+    let mut shared = Shared::default();
+    shared.insert(ingest.clone());
+    let mut topology = RunningTopology::start(&config, &metrics, &health, &state, &shared)
         .map_err(RunError::Build)?;
     tracing::info!(
         sources = config.sources.len(),

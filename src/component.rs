@@ -73,11 +73,11 @@ impl std::fmt::Display for Resource {
 /// (the aggregator source's ingest hub) does not make the runtime, or every other component,
 /// depend on that component's concerns.
 #[derive(Clone, Default)]
-pub struct Services {
+pub struct Shared {
     handles: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
 }
 
-impl Services {
+impl Shared {
     pub fn insert<T: Any + Send + Sync>(&mut self, handle: T) {
         self.handles.insert(TypeId::of::<T>(), Arc::new(handle));
     }
@@ -87,9 +87,9 @@ impl Services {
     }
 }
 
-impl std::fmt::Debug for Services {
+impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Services")
+        f.debug_struct("Shared")
             .field("handles", &self.handles.len())
             .finish()
     }
@@ -133,7 +133,7 @@ pub struct SourceContext {
     pub state: StateStore,
     /// Handles the agent shares with the one component that needs each (the API's event
     /// ingest hub for the `aggregator` source); the runtime passes them on without knowing them.
-    pub services: Services,
+    pub shared: Shared,
 }
 
 /// Everything a running sink gets. The input closes once every upstream is done: a sink

@@ -1,5 +1,7 @@
 //! The agent's state store: one SQLite database under `[agent].data_dir` for everything that must
-//! survive a restart (file checkpoints now; incidents, the model cache and nodes later).
+//! survive a restart: file checkpoints, incidents, the model cache and the node registry. The
+//! schema of all four is created and migrated here; checkpoints are read and written here, the
+//! others by their owners (`remediation::incident`, `remediation::model::service`, `nodes`).
 //!
 //! WAL mode with `synchronous = NORMAL`: a commit is durable against a crash of the process
 //! (`kill -9`) without an fsync per commit; only a power loss may lose the last commits, and the

@@ -145,7 +145,7 @@ fn build_remediator(
             "main".to_string(),
         ))),
         proposer: None,
-        validator: Validator::new(Guard::default()).unwrap(),
+        validator: std::sync::Arc::new(Validator::new(Guard::default()).unwrap()),
         redactor: Redactor::new(&[]).unwrap(),
         metrics: metrics.clone(),
     };

@@ -2,6 +2,7 @@
 //! The work is done by `remediation::engine`; this sink builds it from config, feeds it the
 //! entries, and ticks it once a second.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,21 +11,17 @@ use serde::Deserialize;
 use crate::component::{
     BuildContext, BuildError, ComponentError, ComponentFuture, Sink, SinkConfig, SinkContext,
 };
-use crate::http;
 use crate::metrics::MetricsCollector;
 use crate::remediation::context::{ContextBudget, PathMap};
 use crate::remediation::engine::{EngineConfig, Proposer, Remediator, Services};
 use crate::remediation::incident::IncidentStore;
-use crate::remediation::model::anthropic::AnthropicProvider;
-use crate::remediation::model::openai::OpenAiProvider;
+use crate::remediation::model::ModelProvider;
 use crate::remediation::model::service::{BreakerPolicy, ModelService, RetryPolicy};
-use crate::remediation::model::{Endpoint, ModelProvider};
+use crate::remediation::model::setup::provider_from_config;
 use crate::remediation::redact::{Redactor, UserPattern};
 use crate::remediation::repository::RepositoryClient;
-use crate::remediation::repository::github::GitHubRepository;
-use crate::remediation::repository::gitlab::GitLabRepository;
-use crate::remediation::repository::local::LocalRepository;
 use crate::remediation::repository::service::RemoteRepositoryService;
+use crate::remediation::repository::setup::client_from_config;
 use crate::remediation::validate::{Guard, Validator};
 use crate::settings::{
     ConfigDuration, ModelConfig, ModelOverrides, RepositoryConfig, RepositoryOverrides,
@@ -127,123 +124,26 @@ fn default_max_context_files() -> usize {
     5
 }
 
-/// The provider a model config names.
-pub fn model_provider(model: &ModelConfig) -> Result<Option<Arc<dyn ModelProvider>>, BuildError> {
-    let timeout = model.timeout.0;
-    let client =
-        || http::client(timeout).map_err(|error| BuildError(format!("HTTP client: {error}")));
-    let api_key = model.api_key.expose().map(str::to_string);
-    let require_model = || {
-        if model.model.is_empty() {
-            Err(BuildError(format!(
-                "model provider `{}` needs `model`",
-                model.provider
-            )))
-        } else {
-            Ok(())
-        }
-    };
-    let endpoint = |default_base_url: &str| -> Result<Endpoint, BuildError> {
-        require_model()?;
-        Ok(Endpoint::new(
-            client()?,
-            model.base_url.as_deref().unwrap_or(default_base_url),
-            api_key.clone(),
-            model.model.clone(),
-            model.max_tokens,
-            timeout,
-        ))
-    };
-    match model.provider.as_str() {
-        "none" => Ok(None),
-        "openai" => Ok(Some(Arc::new(OpenAiProvider::new(endpoint(
-            "https://api.openai.com/v1",
-        )?)))),
-        "anthropic" => Ok(Some(Arc::new(AnthropicProvider::new(endpoint(
-            "https://api.anthropic.com",
-        )?)))),
-        other => Err(BuildError(format!(
-            "unknown model provider `{other}`, expected `openai`, `anthropic` or `none`"
-        ))),
-    }
-}
-
-/// The token and API address a hosted provider (`github`, `gitlab`) needs, checked.
-fn hosted_repository<'a>(
-    repository: &'a RepositoryConfig,
-    default_base_url: &'a str,
-) -> Result<(&'a str, &'a str), BuildError> {
-    let provider = &repository.provider;
-    let token = repository.token.expose().ok_or_else(|| {
-        let variable = provider.to_uppercase();
-        BuildError(format!(
-            "repository provider `{provider}` needs a `token` (from the environment, e.g. ${{{variable}_TOKEN}})"
-        ))
-    })?;
-    if repository.owner.is_empty() || repository.name.is_empty() {
-        return Err(BuildError(format!(
-            "repository provider `{provider}` needs `owner` and `name`"
-        )));
-    }
-    let base_url = repository.base_url.as_deref().unwrap_or(default_base_url);
-    Ok((token, base_url))
-}
-
-/// The repository client a repository config names.
-pub fn repository_client(
-    repository: &RepositoryConfig,
-    data_dir: &std::path::Path,
-) -> Result<Option<Arc<dyn RepositoryClient>>, BuildError> {
-    match repository.provider.as_str() {
-        "none" => Ok(None),
-        "local" => Ok(Some(Arc::new(
-            LocalRepository::new(repository.path.clone(), repository.branch.clone())
-                .with_proposals_dir(data_dir.join("incidents")),
-        ))),
-        "github" => {
-            let (token, base_url) = hosted_repository(repository, "https://api.github.com")?;
-            let client = GitHubRepository::new(
-                base_url,
-                token,
-                repository.owner.clone(),
-                repository.name.clone(),
-                repository.branch.clone(),
-            )
-            .map_err(|error| BuildError(error.to_string()))?;
-            Ok(Some(Arc::new(client)))
-        }
-        "gitlab" => {
-            let (token, base_url) = hosted_repository(repository, "https://gitlab.com")?;
-            let client = GitLabRepository::new(
-                base_url,
-                token,
-                &repository.owner,
-                &repository.name,
-                repository.branch.clone(),
-            )
-            .map_err(|error| BuildError(error.to_string()))?;
-            Ok(Some(Arc::new(client)))
-        }
-        other => Err(BuildError(format!(
-            "unknown repository provider `{other}`, expected `github`, `gitlab`, `local` or `none`"
-        ))),
-    }
-}
-
 impl SinkConfig for RemediateConfig {
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Sink>, BuildError> {
         let model = cx.global.model.with(&self.model);
         let repository = cx.global.repository.with(&self.repository);
-        // Checked now so that a bad config fails at start, not at the first incident.
-        model_provider(&model)?;
-        repository_client(&repository, &cx.global.agent.data_dir)?;
-        Redactor::new(&self.redact).map_err(|error| BuildError(format!("redact: {error}")))?;
-        Validator::new(self.guard.clone())
+        // Built now, once, so that a bad config fails at start, not at the first incident.
+        let provider = provider_from_config(&model).map_err(|error| BuildError(error.0))?;
+        let repository_client = client_from_config(&repository, &cx.global.agent.data_dir)
+            .map_err(|error| BuildError(error.0))?;
+        let redactor =
+            Redactor::new(&self.redact).map_err(|error| BuildError(format!("redact: {error}")))?;
+        let validator = Validator::new(self.guard.clone())
             .map_err(|error| BuildError(format!("guard: {error}")))?;
         Ok(Box::new(RemediateSink {
             config: self.clone(),
             model,
             repository,
+            provider,
+            repository_client,
+            redactor,
+            validator: Arc::new(validator),
             metrics: cx.metrics.clone(),
             shutdown_timeout: cx.global.agent.shutdown_timeout.0,
         }))
@@ -254,18 +154,18 @@ struct RemediateSink {
     config: RemediateConfig,
     model: ModelConfig,
     repository: RepositoryConfig,
+    provider: Option<Arc<dyn ModelProvider>>,
+    repository_client: Option<Arc<dyn RepositoryClient>>,
+    redactor: Redactor,
+    validator: Arc<Validator>,
     metrics: MetricsCollector,
     shutdown_timeout: Duration,
 }
 
 impl RemediateSink {
-    fn remediator(
-        &self,
-        state: StateStore,
-        data_dir: std::path::PathBuf,
-    ) -> Result<Remediator, BuildError> {
-        let provider = model_provider(&self.model)?;
-        let model = provider.map(|provider| {
+    /// The engine, once the sink runs and has the state store (model cache, incidents).
+    fn remediator(self, state: StateStore, data_dir: PathBuf) -> Result<Remediator, String> {
+        let model = self.provider.map(|provider| {
             ModelService::new(
                 provider,
                 state.clone(),
@@ -282,24 +182,21 @@ impl RemediateSink {
                 self.metrics.clone(),
             )
         });
-        let repository = repository_client(&self.repository, &data_dir)?;
-        let proposer = repository.clone().map(|client| {
+        let proposer = self.repository_client.clone().map(|client| {
             Arc::new(RemoteRepositoryService::new(
                 client,
-                Validator::new(self.config.guard.clone()).expect("checked when the sink was built"),
+                self.validator.clone(),
                 self.metrics.clone(),
                 self.repository.token.is_set(),
             )) as Arc<dyn Proposer>
         });
         let services = Services {
             model,
-            repository,
+            repository: self.repository_client,
             proposer,
-            validator: Validator::new(self.config.guard.clone())
-                .map_err(|error| BuildError(error.to_string()))?,
-            redactor: Redactor::new(&self.config.redact)
-                .map_err(|error| BuildError(error.to_string()))?,
-            metrics: self.metrics.clone(),
+            validator: self.validator,
+            redactor: self.redactor,
+            metrics: self.metrics,
         };
         let config = EngineConfig {
             min_occurrences: self.config.min_occurrences.max(1),
@@ -307,8 +204,8 @@ impl RemediateSink {
             cooldown: self.config.cooldown.0,
             max_concurrent: self.config.max_concurrent.max(1),
             max_requests_per_hour: self.config.max_requests_per_hour,
-            path_map: self.config.path_map.clone(),
-            base_path: self.repository.base_path.clone(),
+            path_map: self.config.path_map,
+            base_path: self.repository.base_path,
             budget: ContextBudget {
                 lines_around: self.config.context_lines,
                 max_bytes: self.config.max_context_bytes,
@@ -318,16 +215,17 @@ impl RemediateSink {
             retry_failed_after: self.config.retry_failed_after.0,
             data_dir,
         };
-        Remediator::new(config, IncidentStore::new(state), services).map_err(BuildError)
+        Remediator::new(config, IncidentStore::new(state), services)
     }
 }
 
 impl Sink for RemediateSink {
     fn run(self: Box<Self>, cx: SinkContext) -> ComponentFuture {
         Box::pin(async move {
+            let shutdown_timeout = self.shutdown_timeout;
             let mut remediator = self
                 .remediator(cx.state.clone(), cx.data_dir.clone())
-                .map_err(|error| ComponentError::Other(error.0))?;
+                .map_err(ComponentError::Other)?;
             let mut tick = tokio::time::interval(Duration::from_millis(500));
             loop {
                 tokio::select! {
@@ -343,7 +241,7 @@ impl Sink for RemediateSink {
                     _ = tick.tick() => remediator.tick(),
                 }
             }
-            remediator.shutdown(self.shutdown_timeout).await;
+            remediator.shutdown(shutdown_timeout).await;
             Ok(())
         })
     }

@@ -39,7 +39,7 @@ struct AggregatorSource {
 impl Source for AggregatorSource {
     fn run(self: Box<Self>, cx: SourceContext) -> ComponentFuture {
         Box::pin(async move {
-            let Some(ingest) = cx.services.get::<IngestHub>() else {
+            let Some(ingest) = cx.shared.get::<IngestHub>() else {
                 return Err(ComponentError::Other(
                     "this agent has no event ingest (`POST /api/v1/events`) to receive from"
                         .to_string(),

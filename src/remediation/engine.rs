@@ -69,7 +69,8 @@ pub struct Services {
     pub model: Option<ModelService>,
     pub repository: Option<Arc<dyn RepositoryClient>>,
     pub proposer: Option<Arc<dyn Proposer>>,
-    pub validator: Validator,
+    /// Shared with the proposer, which checks paths with the same guard.
+    pub validator: Arc<Validator>,
     pub redactor: Redactor,
     pub metrics: MetricsCollector,
 }

@@ -1,10 +1,12 @@
 //! Remediation (DESIGN §6): from a recurring error to a checked, proposed fix.
 //!
 //! A library that the `remediate` sink drives; it never imports the sink or the runtime. The
-//! steps, one module each: incidents and their state (`incident`), when to act (`trigger`), the
-//! source code around the failing frames (`context`), removing secrets before anything leaves
-//! the machine (`redact`), the prompt (`prompt`), asking a model (`model`), checking its answer
-//! (`validate`), and the repository it reads from and proposes to (`repository`).
+//! steps, one module each: incidents and their state (`incident`), when to act and the analysis
+//! itself (`engine`: occurrences in a window, cooldown, concurrency, the hourly model budget),
+//! the source code around the failing frames (`context`), removing secrets before anything
+//! leaves the machine (`redact`), the prompt (`prompt`), asking a model (`model`), checking its
+//! answer (`validate`), the repository it reads from and proposes to (`repository`), the change
+//! request's text (`proposal`), and what a report-only incident writes (`report`).
 
 pub mod context;
 pub mod engine;
@@ -18,6 +20,12 @@ pub mod repository;
 pub mod validate;
 
 use serde::{Deserialize, Serialize};
+
+/// A `[model]` or `[repository]` section that cannot make its client, and why (the message
+/// names the key).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
 
 /// What a model proposes: content-anchored edits, no line numbers (DESIGN §6.6).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

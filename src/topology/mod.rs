@@ -7,6 +7,7 @@
 //! with its id and marked failed in `Health`; the others keep running.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,9 +15,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::component::{
-    BuildContext, BuildError, ComponentError, ComponentFuture, Services, SinkContext, SourceContext,
+    BuildContext, BuildError, ComponentError, ComponentFuture, Shared, Sink, SinkConfig,
+    SinkContext, Source, SourceConfig, SourceContext, Transform, TransformConfig,
 };
-use crate::config::Config;
+use crate::config::{ComponentSpec, Config};
 use crate::health::{Health, HealthHandle};
 use crate::metrics::{ComponentKind, ComponentMetrics, MetricsCollector};
 use crate::pipeline::{CHANNEL_BATCHES, Input, Output};
@@ -45,193 +47,35 @@ impl RunningTopology {
         metrics: &MetricsCollector,
         health: &Health,
         state: &StateStore,
-        services: &Services,
+        shared: &Shared,
     ) -> Result<RunningTopology, Vec<TopologyError>> {
-        let global = &config.global;
-        let node_id: Arc<str> = Arc::from(global.agent.node_id.as_str());
-        let data_dir = global.agent.data_dir.clone();
-        let mut errors = Vec::new();
-
-        let mut built_sources = Vec::new();
-        for spec in &config.sources {
-            let cx = BuildContext {
-                id: &spec.id,
-                global,
-                metrics,
-            };
-            match spec.config.build(&cx) {
-                Ok(source) => built_sources.push((spec, source)),
-                Err(error) => errors.push(TopologyError {
-                    kind: "source",
-                    id: spec.id.clone(),
-                    error,
-                }),
-            }
+        let mut builder = TopologyBuilder {
+            config,
+            metrics,
+            errors: Vec::new(),
+        };
+        let sources = builder.build_sources();
+        let transforms = builder.build_transforms();
+        let sinks = builder.build_sinks();
+        if !builder.errors.is_empty() {
+            return Err(builder.errors);
         }
-        let mut built_transforms = Vec::new();
-        for spec in &config.transforms {
-            let cx = BuildContext {
-                id: &spec.id,
-                global,
-                metrics,
-            };
-            match spec.config.build(&cx) {
-                Ok(transform) => built_transforms.push((spec, transform)),
-                Err(error) => errors.push(TopologyError {
-                    kind: "transform",
-                    id: spec.id.clone(),
-                    error,
-                }),
-            }
-        }
-        let mut built_sinks = Vec::new();
-        for spec in &config.sinks {
-            let cx = BuildContext {
-                id: &spec.id,
-                global,
-                metrics,
-            };
-            match spec.config.build(&cx) {
-                Ok(sink) => built_sinks.push((spec, sink)),
-                Err(error) => errors.push(TopologyError {
-                    kind: "sink",
-                    id: spec.id.clone(),
-                    error,
-                }),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-
-        // Every producer gets an output; every consumer an input channel wired into the outputs
-        // of what it reads from.
-        let component_metrics =
-            |id: &str, kind: ComponentKind, type_name: &str| metrics.component(id, kind, type_name);
-        let mut outputs = HashMap::new();
-        for (spec, _) in &built_sources {
-            let m = component_metrics(&spec.id, ComponentKind::Source, &spec.type_name);
-            outputs.insert(spec.id.as_str(), (Output::builder(m.clone()), m));
-        }
-        for (spec, _) in &built_transforms {
-            let m = component_metrics(&spec.id, ComponentKind::Transform, &spec.type_name);
-            outputs.insert(spec.id.as_str(), (Output::builder(m.clone()), m));
-        }
-        let mut inputs = HashMap::new();
-        let consumers = built_transforms
-            .iter()
-            .map(|(spec, _)| {
-                (
-                    spec.id.as_str(),
-                    ComponentKind::Transform,
-                    spec.type_name.as_str(),
-                    &spec.inputs,
-                    spec.when_full,
-                )
-            })
-            .chain(built_sinks.iter().map(|(spec, _)| {
-                (
-                    spec.id.as_str(),
-                    ComponentKind::Sink,
-                    spec.type_name.as_str(),
-                    &spec.inputs,
-                    spec.when_full,
-                )
-            }));
-        for (id, kind, type_name, upstream, when_full) in consumers {
-            let consumer_metrics = match outputs.get(id) {
-                Some((_, m)) => m.clone(),
-                None => component_metrics(id, kind, type_name),
-            };
-            let (sender, receiver) = flume::bounded(CHANNEL_BATCHES);
-            for producer in upstream {
-                if let Some((output, _)) = outputs.get_mut(producer.as_str()) {
-                    output.add_target(Arc::from(id), sender.clone(), when_full, &consumer_metrics);
-                }
-            }
-            inputs.insert(id, Input::new(receiver, consumer_metrics));
-        }
-        let mut outputs: HashMap<&str, (Output, ComponentMetrics)> = outputs
-            .into_iter()
-            .map(|(id, (builder, m))| (id, (builder.build(), m)))
-            .collect();
-
-        let shutdown = CancellationToken::new();
-        let mut downstream = Vec::new();
-        for (spec, sink) in built_sinks {
-            let Some(input) = inputs.remove(spec.id.as_str()) else {
-                continue;
-            };
-            let metrics = component_metrics(&spec.id, ComponentKind::Sink, &spec.type_name);
-            let health_handle = health.register(&spec.id, ComponentKind::Sink);
-            let cx = SinkContext {
-                id: Arc::from(spec.id.as_str()),
-                input,
-                metrics,
-                health: health_handle.clone(),
-                data_dir: data_dir.clone(),
-                state: state.clone(),
-            };
-            health_handle.running();
-            downstream.push(supervise(
-                &spec.id,
-                ComponentKind::Sink,
-                health_handle,
-                sink.run(cx),
-            ));
-        }
-        for (spec, mut transform) in built_transforms {
-            let Some(input) = inputs.remove(spec.id.as_str()) else {
-                continue;
-            };
-            let Some((output, metrics)) = outputs.remove(spec.id.as_str()) else {
-                continue;
-            };
-            let health_handle = health.register(&spec.id, ComponentKind::Transform);
-            health_handle.running();
-            let run: ComponentFuture = Box::pin(async move {
-                while let Some(mut batch) = input.recv().await {
-                    transform.transform(batch.entries_mut(), &metrics);
-                    output.send(batch).await;
-                }
-                Ok(())
-            });
-            downstream.push(supervise(
-                &spec.id,
-                ComponentKind::Transform,
-                health_handle,
-                run,
-            ));
-        }
-        let mut sources = Vec::new();
-        for (spec, source) in built_sources {
-            let Some((output, metrics)) = outputs.remove(spec.id.as_str()) else {
-                continue;
-            };
-            if !output.is_connected() {
-                tracing::warn!(component_id = %spec.id, "source has no consumers; its entries go nowhere");
-            }
-            let health_handle = health.register(&spec.id, ComponentKind::Source);
-            let cx = SourceContext {
-                id: Arc::from(spec.id.as_str()),
-                node_id: node_id.clone(),
-                output,
-                shutdown: shutdown.child_token(),
-                metrics,
-                health: health_handle.clone(),
-                data_dir: data_dir.clone(),
-                state: state.clone(),
-                services: services.clone(),
-            };
-            sources.push(supervise(
-                &spec.id,
-                ComponentKind::Source,
-                health_handle,
-                source.run(cx),
-            ));
-        }
+        let mut edges = builder.wire(&sources, &transforms, &sinks);
+        let start = Start {
+            node_id: Arc::from(config.global.agent.node_id.as_str()),
+            data_dir: config.global.agent.data_dir.clone(),
+            metrics,
+            health,
+            state,
+            shared,
+            shutdown: CancellationToken::new(),
+        };
+        // Consumers first, so that nothing a source sends waits on a task not yet spawned.
+        let mut downstream = start.sinks(sinks, &mut edges);
+        downstream.extend(start.transforms(transforms, &mut edges));
+        let sources = start.sources(sources, &mut edges);
         Ok(RunningTopology {
-            shutdown,
+            shutdown: start.shutdown,
             sources,
             downstream,
         })
@@ -258,6 +102,250 @@ impl RunningTopology {
             }
         }
         drained
+    }
+}
+
+/// A component built from its spec, waiting to be wired and started.
+type Built<'c, S, C> = Vec<(&'c ComponentSpec<S>, C)>;
+
+/// Builds the components of a config, one step per kind, collecting every failure.
+struct TopologyBuilder<'c> {
+    config: &'c Config,
+    metrics: &'c MetricsCollector,
+    errors: Vec<TopologyError>,
+}
+
+impl<'c> TopologyBuilder<'c> {
+    fn build_sources(&mut self) -> Built<'c, dyn SourceConfig, Box<dyn Source>> {
+        let config = self.config;
+        self.build_each(&config.sources, "source", |spec, cx| spec.build(cx))
+    }
+
+    fn build_transforms(&mut self) -> Built<'c, dyn TransformConfig, Box<dyn Transform>> {
+        let config = self.config;
+        self.build_each(&config.transforms, "transform", |spec, cx| spec.build(cx))
+    }
+
+    fn build_sinks(&mut self) -> Built<'c, dyn SinkConfig, Box<dyn Sink>> {
+        let config = self.config;
+        self.build_each(&config.sinks, "sink", |spec, cx| spec.build(cx))
+    }
+
+    fn build_each<S: ?Sized, C>(
+        &mut self,
+        specs: &'c [ComponentSpec<S>],
+        kind: &'static str,
+        build: impl Fn(&S, &BuildContext<'_>) -> Result<C, BuildError>,
+    ) -> Built<'c, S, C> {
+        let mut built = Vec::new();
+        for spec in specs {
+            let cx = BuildContext {
+                id: &spec.id,
+                global: &self.config.global,
+                metrics: self.metrics,
+            };
+            match build(&spec.config, &cx) {
+                Ok(component) => built.push((spec, component)),
+                Err(error) => self.errors.push(TopologyError {
+                    kind,
+                    id: spec.id.clone(),
+                    error,
+                }),
+            }
+        }
+        built
+    }
+
+    /// Every producer gets an output; every consumer an input channel wired into the outputs
+    /// of what it reads from.
+    fn wire(
+        &self,
+        sources: &Built<'c, dyn SourceConfig, Box<dyn Source>>,
+        transforms: &Built<'c, dyn TransformConfig, Box<dyn Transform>>,
+        sinks: &Built<'c, dyn SinkConfig, Box<dyn Sink>>,
+    ) -> Edges<'c> {
+        let metrics = self.metrics;
+        let mut outputs = HashMap::new();
+        let producers = sources
+            .iter()
+            .map(|(spec, _)| {
+                (
+                    spec.id.as_str(),
+                    ComponentKind::Source,
+                    spec.type_name.as_str(),
+                )
+            })
+            .chain(transforms.iter().map(|(spec, _)| {
+                (
+                    spec.id.as_str(),
+                    ComponentKind::Transform,
+                    spec.type_name.as_str(),
+                )
+            }));
+        for (id, kind, type_name) in producers {
+            let m = metrics.component(id, kind, type_name);
+            outputs.insert(id, (Output::builder(m.clone()), m));
+        }
+        let consumers = transforms
+            .iter()
+            .map(|(spec, _)| {
+                (
+                    spec.id.as_str(),
+                    ComponentKind::Transform,
+                    spec.type_name.as_str(),
+                    &spec.inputs,
+                    spec.when_full,
+                )
+            })
+            .chain(sinks.iter().map(|(spec, _)| {
+                (
+                    spec.id.as_str(),
+                    ComponentKind::Sink,
+                    spec.type_name.as_str(),
+                    &spec.inputs,
+                    spec.when_full,
+                )
+            }));
+        let mut inputs = HashMap::new();
+        for (id, kind, type_name, upstream, when_full) in consumers {
+            let consumer_metrics = match outputs.get(id) {
+                Some((_, m)) => m.clone(),
+                None => metrics.component(id, kind, type_name),
+            };
+            let (sender, receiver) = flume::bounded(CHANNEL_BATCHES);
+            for producer in upstream {
+                if let Some((output, _)) = outputs.get_mut(producer.as_str()) {
+                    output.add_target(Arc::from(id), sender.clone(), when_full, &consumer_metrics);
+                }
+            }
+            inputs.insert(id, Input::new(receiver, consumer_metrics));
+        }
+        Edges {
+            outputs: outputs
+                .into_iter()
+                .map(|(id, (builder, m))| (id, (builder.build(), m)))
+                .collect(),
+            inputs,
+        }
+    }
+}
+
+/// The wired channels, taken by each component as it starts.
+struct Edges<'c> {
+    outputs: HashMap<&'c str, (Output, ComponentMetrics)>,
+    inputs: HashMap<&'c str, Input>,
+}
+
+/// What starting a component needs: the agent's shared handles and the shutdown signal.
+struct Start<'a> {
+    node_id: Arc<str>,
+    data_dir: PathBuf,
+    metrics: &'a MetricsCollector,
+    health: &'a Health,
+    state: &'a StateStore,
+    shared: &'a Shared,
+    shutdown: CancellationToken,
+}
+
+impl Start<'_> {
+    fn sinks(
+        &self,
+        sinks: Built<'_, dyn SinkConfig, Box<dyn Sink>>,
+        edges: &mut Edges<'_>,
+    ) -> Vec<JoinHandle<()>> {
+        let mut started = Vec::new();
+        for (spec, sink) in sinks {
+            let Some(input) = edges.inputs.remove(spec.id.as_str()) else {
+                continue;
+            };
+            let metrics = self
+                .metrics
+                .component(&spec.id, ComponentKind::Sink, &spec.type_name);
+            let health_handle = self.health.register(&spec.id, ComponentKind::Sink);
+            let cx = SinkContext {
+                id: Arc::from(spec.id.as_str()),
+                input,
+                metrics,
+                health: health_handle.clone(),
+                data_dir: self.data_dir.clone(),
+                state: self.state.clone(),
+            };
+            health_handle.running();
+            started.push(supervise(
+                &spec.id,
+                ComponentKind::Sink,
+                health_handle,
+                sink.run(cx),
+            ));
+        }
+        started
+    }
+
+    fn transforms(
+        &self,
+        transforms: Built<'_, dyn TransformConfig, Box<dyn Transform>>,
+        edges: &mut Edges<'_>,
+    ) -> Vec<JoinHandle<()>> {
+        let mut started = Vec::new();
+        for (spec, mut transform) in transforms {
+            let Some(input) = edges.inputs.remove(spec.id.as_str()) else {
+                continue;
+            };
+            let Some((output, metrics)) = edges.outputs.remove(spec.id.as_str()) else {
+                continue;
+            };
+            let health_handle = self.health.register(&spec.id, ComponentKind::Transform);
+            health_handle.running();
+            let run: ComponentFuture = Box::pin(async move {
+                while let Some(mut batch) = input.recv().await {
+                    transform.transform(batch.entries_mut(), &metrics);
+                    output.send(batch).await;
+                }
+                Ok(())
+            });
+            started.push(supervise(
+                &spec.id,
+                ComponentKind::Transform,
+                health_handle,
+                run,
+            ));
+        }
+        started
+    }
+
+    fn sources(
+        &self,
+        sources: Built<'_, dyn SourceConfig, Box<dyn Source>>,
+        edges: &mut Edges<'_>,
+    ) -> Vec<JoinHandle<()>> {
+        let mut started = Vec::new();
+        for (spec, source) in sources {
+            let Some((output, metrics)) = edges.outputs.remove(spec.id.as_str()) else {
+                continue;
+            };
+            if !output.is_connected() {
+                tracing::warn!(component_id = %spec.id, "source has no consumers; its entries go nowhere");
+            }
+            let health_handle = self.health.register(&spec.id, ComponentKind::Source);
+            let cx = SourceContext {
+                id: Arc::from(spec.id.as_str()),
+                node_id: self.node_id.clone(),
+                output,
+                shutdown: self.shutdown.child_token(),
+                metrics,
+                health: health_handle.clone(),
+                data_dir: self.data_dir.clone(),
+                state: self.state.clone(),
+                shared: self.shared.clone(),
+            };
+            started.push(supervise(
+                &spec.id,
+                ComponentKind::Source,
+                health_handle,
+                source.run(cx),
+            ));
+        }
+        started
     }
 }
 

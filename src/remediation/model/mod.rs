@@ -4,6 +4,7 @@
 pub mod anthropic;
 pub mod openai;
 pub mod service;
+pub mod setup;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -141,8 +141,8 @@ impl GitHubRepository {
         })
     }
 
-    /// A successful reply's JSON, or the error.
-    async fn expect(
+    /// The JSON of a reply whose status is one of `ok`, or the HTTP error.
+    async fn request_json(
         &self,
         method: &str,
         route: &str,
@@ -163,7 +163,7 @@ impl GitHubRepository {
 
     async fn base_sha(&self) -> Result<String, RepositoryError> {
         let reference = self
-            .expect(
+            .request_json(
                 "GET",
                 &self.route(&format!("git/ref/heads/{}", self.branch)),
                 None,
@@ -183,7 +183,7 @@ impl GitHubRepository {
         fingerprint: &str,
     ) -> Result<Option<ChangeRequestRef>, RepositoryError> {
         let by_branch = self
-            .expect(
+            .request_json(
                 "GET",
                 &self.route(&format!("pulls?state=open&head={}:{branch}", self.owner)),
                 None,
@@ -193,7 +193,7 @@ impl GitHubRepository {
         let mut candidates: Vec<Value> = by_branch.as_array().cloned().unwrap_or_default();
         if candidates.is_empty() {
             let open = self
-                .expect(
+                .request_json(
                     "GET",
                     &self.route("pulls?state=open&per_page=100"),
                     None,
@@ -228,7 +228,7 @@ impl GitHubRepository {
         }
         let base = self.base_sha().await?;
         let base_commit = self
-            .expect(
+            .request_json(
                 "GET",
                 &self.route(&format!("git/commits/{base}")),
                 None,
@@ -242,7 +242,7 @@ impl GitHubRepository {
         let mut entries = Vec::new();
         for change in &request.changes {
             let blob = self
-                .expect(
+                .request_json(
                     "POST",
                     &self.route("git/blobs"),
                     Some(&json!({"content": change.content, "encoding": "utf-8"})),
@@ -254,7 +254,7 @@ impl GitHubRepository {
             );
         }
         let tree = self
-            .expect(
+            .request_json(
                 "POST",
                 &self.route("git/trees"),
                 Some(&json!({"base_tree": base_tree, "tree": entries})),
@@ -262,7 +262,7 @@ impl GitHubRepository {
             )
             .await?;
         let commit = self
-            .expect(
+            .request_json(
                 "POST",
                 &self.route("git/commits"),
                 Some(&json!({"message": message, "tree": tree["sha"], "parents": [base]})),
@@ -371,7 +371,7 @@ impl RepositoryClient for GitHubRepository {
         Box::pin(async move {
             let base = self.base_sha().await?;
             let tree = self
-                .expect(
+                .request_json(
                     "GET",
                     &self.route(&format!("git/trees/{base}?recursive=1")),
                     None,

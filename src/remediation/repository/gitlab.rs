@@ -90,7 +90,9 @@ impl GitLabRepository {
         Ok((status, text))
     }
 
-    async fn expect(
+    /// The JSON of a reply whose status is one of `ok` (null when the body is not JSON), or the
+    /// HTTP error.
+    async fn request_json(
         &self,
         method: reqwest::Method,
         url: &str,
@@ -115,7 +117,7 @@ impl GitLabRepository {
         fingerprint: &str,
     ) -> Result<Option<ChangeRequestRef>, RepositoryError> {
         let by_branch = self
-            .expect(
+            .request_json(
                 reqwest::Method::GET,
                 &self.url(&format!(
                     "merge_requests?state=opened&source_branch={}",
@@ -129,7 +131,7 @@ impl GitLabRepository {
             return Ok(Some(reference(existing)));
         }
         let open = self
-            .expect(
+            .request_json(
                 reqwest::Method::GET,
                 &self.url("merge_requests?state=opened&per_page=100"),
                 None,
@@ -201,7 +203,7 @@ impl GitLabRepository {
             "remove_source_branch": false,
         });
         let created = self
-            .expect(
+            .request_json(
                 reqwest::Method::POST,
                 &self.url("merge_requests"),
                 Some(&merge_request),
@@ -239,7 +241,7 @@ impl RepositoryClient for GitLabRepository {
                     encode(&self.branch)
                 ));
                 let entries = self
-                    .expect(reqwest::Method::GET, &url, None, &[200])
+                    .request_json(reqwest::Method::GET, &url, None, &[200])
                     .await?;
                 let entries = entries.as_array().cloned().unwrap_or_default();
                 let count = entries.len();

@@ -5,6 +5,7 @@ pub mod github;
 pub mod gitlab;
 pub mod local;
 pub mod service;
+pub mod setup;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -19,7 +19,7 @@ use crate::remediation::{ChangeRequest, Solution, proposal};
 
 pub struct RemoteRepositoryService {
     client: Arc<dyn RepositoryClient>,
-    validator: Validator,
+    validator: Arc<Validator>,
     metrics: MetricsCollector,
     /// Hosted providers act only with a token.
     has_token: bool,
@@ -28,13 +28,13 @@ pub struct RemoteRepositoryService {
 impl RemoteRepositoryService {
     pub fn new(
         client: Arc<dyn RepositoryClient>,
-        validator: Validator,
+        validator: impl Into<Arc<Validator>>,
         metrics: MetricsCollector,
         has_token: bool,
     ) -> Self {
         RemoteRepositoryService {
             client,
-            validator,
+            validator: validator.into(),
             metrics,
             has_token,
         }
