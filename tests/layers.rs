@@ -614,3 +614,33 @@ fn a_module_in_no_layer_is_reported() {
         }]
     );
 }
+
+/// The README's Layout table shows the same layers as `src/lib.rs`, so the two never drift.
+#[test]
+fn the_readme_shows_the_layers_of_lib_rs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib_rs = std::fs::read_to_string(root.join("src/lib.rs")).expect("src/lib.rs");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let layout = readme
+        .split("## Layout")
+        .nth(1)
+        .and_then(|section| section.split("\n## ").next())
+        .expect("README has a Layout section");
+    let mut shown = BTreeMap::new();
+    for row in layout.lines().filter(|line| line.starts_with('|')) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (Some(number), Some(modules)) = (cells.get(1), cells.get(2)) else {
+            continue;
+        };
+        let Ok(number) = number.parse::<usize>() else {
+            continue;
+        };
+        // `main.rs` is named for the reader; it is the binary, not a module of the library.
+        for name in modules.split('`').skip(1).step_by(2) {
+            if name != "main.rs" {
+                shown.insert(name.to_string(), number);
+            }
+        }
+    }
+    assert_eq!(shown, read_layers(&lib_rs));
+}
