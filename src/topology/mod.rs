@@ -82,9 +82,15 @@ impl RunningTopology {
     }
 
     /// Resolves when every component has finished on its own (e.g. stdin reached its end).
+    ///
+    /// Cancel-safe: a task is forgotten as soon as it has finished, so `stop` after a cancelled
+    /// `finished` never polls a completed `JoinHandle` again (that panics).
     pub async fn finished(&mut self) {
-        for handle in self.sources.iter_mut().chain(self.downstream.iter_mut()) {
-            let _ = handle.await;
+        for tasks in [&mut self.sources, &mut self.downstream] {
+            while let Some(task) = tasks.last_mut() {
+                let _ = task.await;
+                tasks.pop();
+            }
         }
     }
 
