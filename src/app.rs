@@ -40,7 +40,22 @@ pub enum RunError {
     Unauthenticated(std::net::SocketAddr),
     #[error("cannot install signal handler: {0}")]
     Signal(#[source] std::io::Error),
+    /// Components failed (at start: e.g. a source's address is taken); the agent stopped.
+    #[error("{}", failed_list(.0))]
+    Failed(Vec<(String, String)>),
 }
+
+fn failed_list(failures: &[(String, String)]) -> String {
+    failures
+        .iter()
+        .map(|(id, error)| format!("component `{id}` failed: {error}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// How long the sources get to bind and open what they read before a failure among them stops
+/// the agent (after that, a failing component is reported by `/health` and the rest runs on).
+const STARTUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs the agent described by `config` until it is told to stop. Returns `Ok` on a clean stop.
 pub async fn run(config: Config) -> Result<(), RunError> {
@@ -98,6 +113,15 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     shared.insert(ingest.clone());
     let mut topology = RunningTopology::start(&config, &metrics, &health, &state, &shared)
         .map_err(RunError::Build)?;
+    let failed_at_start = health.settle(STARTUP_LIMIT).await;
+    if !failed_at_start.is_empty() {
+        topology.stop(config.global.agent.shutdown_timeout.0).await;
+        api_shutdown.cancel();
+        if let Some(task) = api_task {
+            let _ = task.await;
+        }
+        return Err(RunError::Failed(failed_at_start));
+    }
     tracing::info!(
         sources = config.sources.len(),
         transforms = config.transforms.len(),
@@ -135,6 +159,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     api_shutdown.cancel();
     if let Some(task) = api_task {
         let _ = task.await;
+    }
+    // Finished on its own with a failed component: the agent could not do its job.
+    let failures = health.failures();
+    if !signalled && !failures.is_empty() {
+        return Err(RunError::Failed(failures));
     }
     tracing::info!("stopped");
     Ok(())

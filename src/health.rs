@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -82,6 +83,37 @@ impl Health {
                 ComponentStatus::Starting => component.kind != ComponentKind::Source.as_str(),
                 ComponentStatus::Running | ComponentStatus::Stopped => true,
             })
+    }
+
+    /// The components that failed, with their errors.
+    pub fn failures(&self) -> Vec<(String, String)> {
+        self.table()
+            .iter()
+            .filter(|(_, component)| component.status == ComponentStatus::Failed)
+            .map(|(id, component)| (id.clone(), component.error.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    /// Waits until no source is still starting, or `limit` passes; returns the sources that
+    /// failed meanwhile (one that could not bind its address, say). A sink's trouble is not a
+    /// reason to stop: it retries, and `/health` shows it.
+    pub async fn settle(&self, limit: Duration) -> Vec<(String, String)> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let source = ComponentKind::Source.as_str();
+        loop {
+            let starting = self.table().values().any(|component| {
+                component.status == ComponentStatus::Starting && component.kind == source
+            });
+            let failures: Vec<_> = self
+                .failures()
+                .into_iter()
+                .filter(|(id, _)| self.table().get(id).is_some_and(|c| c.kind == source))
+                .collect();
+            if !failures.is_empty() || !starting || tokio::time::Instant::now() >= deadline {
+                return failures;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 

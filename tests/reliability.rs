@@ -71,3 +71,45 @@ path = "{out}"
     assert_eq!(status.code(), Some(0), "{status:?}");
     assert_eq!(common::read_lines(&out).len(), 1);
 }
+
+/// A source whose address is taken: the agent says which and exits non-zero, instead of
+/// running (or exiting 0) with nothing to do.
+#[test]
+fn a_source_whose_port_is_taken_stops_the_agent_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_port();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = format!(
+        r#"
+[agent]
+data_dir = "data"
+[api]
+address = "127.0.0.1:{api}"
+[sources.raw]
+type = "socket"
+mode = "tcp"
+address = "127.0.0.1:{port}"
+[sinks.out]
+type = "blackhole"
+inputs = ["raw"]
+"#
+    );
+    let path = dir.path().join("tailfix.toml");
+    std::fs::write(&path, config).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_tailfix"))
+        .args(["run", "-c"])
+        .arg(&path)
+        .current_dir(dir.path())
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`raw`") && stderr.contains(&port.to_string()),
+        "{stderr}"
+    );
+    drop(taken);
+}
