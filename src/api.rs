@@ -187,6 +187,9 @@ fn decoded_body(
     Ok(decoded)
 }
 
+/// Malformed lines listed in a 400 answer, at most; `rejected_total` counts them all.
+const MAX_REPORTED_REJECTIONS: usize = 20;
+
 /// `POST /api/v1/events`: NDJSON entries from an agent. 200 once every sink has them; 400 lists
 /// the malformed lines (the good ones were accepted, so an agent does not retry a 400); 503 when
 /// the node's buffer is full or no `aggregator` source runs (retry later).
@@ -198,6 +201,7 @@ async fn ingest_events(State(state): State<ApiState>, headers: HeaderMap, body: 
     let source: std::sync::Arc<str> = std::sync::Arc::from("aggregator");
     let mut entries = Vec::new();
     let mut rejected = Vec::new();
+    let mut rejected_total = 0usize;
     for (index, line) in body.split(|b| *b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -205,7 +209,13 @@ async fn ingest_events(State(state): State<ApiState>, headers: HeaderMap, body: 
         }
         match entry_from_json(line, &source) {
             Ok(entry) => entries.push(entry),
-            Err(reason) => rejected.push(json!({"line": index + 1, "error": reason})),
+            Err(reason) => {
+                rejected_total += 1;
+                // A body of a million bad one-byte lines must not become a million answers.
+                if rejected.len() < MAX_REPORTED_REJECTIONS {
+                    rejected.push(json!({"line": index + 1, "error": reason}));
+                }
+            }
         }
     }
     let accepted = entries.len();
@@ -248,7 +258,11 @@ async fn ingest_events(State(state): State<ApiState>, headers: HeaderMap, body: 
     } else {
         (
             StatusCode::BAD_REQUEST,
-            axum::Json(json!({"accepted": accepted, "rejected": rejected})),
+            axum::Json(json!({
+                "accepted": accepted,
+                "rejected": rejected,
+                "rejected_total": rejected_total,
+            })),
         )
             .into_response()
     }

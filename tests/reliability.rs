@@ -113,3 +113,66 @@ inputs = ["raw"]
     );
     drop(taken);
 }
+
+/// An aggregator on 127.0.0.1 with a file sink.
+fn aggregator(dir: &std::path::Path, extra: &str) -> Agent {
+    let api = free_port();
+    let config = format!(
+        r#"
+[agent]
+mode = "aggregator"
+data_dir = "data"
+[sources.agents]
+type = "aggregator"
+[api]
+address = "127.0.0.1:{api}"
+{extra}
+[sinks.all]
+type = "file"
+inputs = ["agents"]
+path = "{out}"
+"#,
+        out = dir.join("all.json").display()
+    );
+    Agent::start(dir, &config, api)
+}
+
+/// A body of millions of malformed lines (plain, and gzip-compressed up to the decoded limit)
+/// is answered 400 with the first errors and their total, in bounded memory: each bad line got
+/// its own JSON object in the answer before (a 10 MiB body passed 6 GB).
+#[test]
+fn a_body_of_malformed_lines_gets_a_bounded_answer_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    // Bodies up to 1 MiB, so up to 8 MiB decoded: 4 million one-byte lines at most.
+    let agent = aggregator(dir.path(), "max_body_bytes = 1048576");
+    let idle_kib = agent.peak_rss_kib();
+    let plain = b"x\n".repeat(512 * 1024);
+    let (status, answer) =
+        common::http_request(agent.api_port, "POST", "/api/v1/events", &[], &plain).unwrap();
+    assert_eq!(status, 400, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["accepted"], 0);
+    assert_eq!(answer["rejected_total"], 512 * 1024);
+    assert_eq!(answer["rejected"].as_array().map(Vec::len), Some(20));
+    assert_eq!(answer["rejected"][19]["line"], 20);
+
+    let decoded = b"x\n".repeat(4 * 1024 * 1024);
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(&decoded).unwrap();
+    let gzip = encoder.finish().unwrap();
+    let (status, answer) = common::http_request(
+        agent.api_port,
+        "POST",
+        "/api/v1/events",
+        &[("Content-Encoding", "gzip")],
+        &gzip,
+    )
+    .unwrap();
+    assert_eq!(status, 400, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["rejected_total"], 4 * 1024 * 1024);
+    let grown_mib = agent.peak_rss_kib().saturating_sub(idle_kib) / 1024;
+    // The decoded body (8 MiB) is held once and the answer is a few KiB; one JSON object per
+    // bad line made this 4 million objects, gigabytes.
+    assert!(grown_mib < 64, "peak RSS grew by {grown_mib} MiB");
+}
