@@ -33,6 +33,8 @@ pub struct ApiState {
     pub health: Health,
     pub state: StateStore,
     pub token: Secret,
+    /// `/api/v1` is closed: the API is reachable from other machines and has no token.
+    pub v1_closed: bool,
     pub ingest: IngestHub,
     pub nodes: NodeManager,
     /// Largest accepted body, compressed and decompressed alike.
@@ -78,6 +80,12 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
 }
 
 async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    if state.v1_closed {
+        return error(
+            StatusCode::FORBIDDEN,
+            "/api/v1 is closed on a non-loopback address without [api].token",
+        );
+    }
     if let Some(expected) = state.token.expose() {
         let given = request
             .headers()

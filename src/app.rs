@@ -35,9 +35,13 @@ pub enum RunError {
     #[error(transparent)]
     State(#[from] StateError),
     #[error(
-        "refusing to run an aggregator on {0} without [api].token; set a token or `allow_unauthenticated = true`"
+        "refusing to accept events on {0} without [api].token; set a token or `allow_unauthenticated = true`"
     )]
     Unauthenticated(std::net::SocketAddr),
+    #[error(
+        "[api].token is {0} bytes long; on a non-loopback address ({1}) it must be at least {MIN_TOKEN_BYTES}"
+    )]
+    WeakToken(usize, std::net::SocketAddr),
     #[error("cannot install signal handler: {0}")]
     Signal(#[source] std::io::Error),
     /// Components failed (at start: e.g. a source's address is taken); the agent stopped.
@@ -51,6 +55,43 @@ fn failed_list(failures: &[(String, String)]) -> String {
         .map(|(id, error)| format!("component `{id}` failed: {error}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Shortest `[api].token` accepted on a non-loopback address.
+pub const MIN_TOKEN_BYTES: usize = 16;
+
+/// What the API may serve, given where it listens and its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiAccess {
+    /// Everything (`/api/v1` behind the token when one is set).
+    Full,
+    /// Reachable from other machines with no token: `/health` and `/metrics` only.
+    OpenEndpointsOnly,
+}
+
+/// Anything that accepts writes on a non-loopback address needs a token of at least
+/// `MIN_TOKEN_BYTES` (or `allow_unauthenticated`): an aggregator that would take events and
+/// registrations from anyone does not start, and the other agents close `/api/v1` instead.
+pub fn api_access(config: &Config) -> Result<ApiAccess, RunError> {
+    let api = &config.global.api;
+    if !api.enabled || api.address.ip().is_loopback() || api.allow_unauthenticated {
+        return Ok(ApiAccess::Full);
+    }
+    if let Some(token) = api.token.expose() {
+        if token.len() < MIN_TOKEN_BYTES {
+            return Err(RunError::WeakToken(token.len(), api.address));
+        }
+        return Ok(ApiAccess::Full);
+    }
+    let takes_events = config.global.agent.mode == Mode::Aggregator
+        || config
+            .sources
+            .iter()
+            .any(|source| source.type_name == "aggregator");
+    if takes_events {
+        return Err(RunError::Unauthenticated(api.address));
+    }
+    Ok(ApiAccess::OpenEndpointsOnly)
 }
 
 /// How long the sources get to bind and open what they read before a failure among them stops
@@ -69,12 +110,12 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let metrics = MetricsCollector::new();
     let agent = &config.global.agent;
     let api_config = &config.global.api;
-    if agent.mode == Mode::Aggregator
-        && !api_config.address.ip().is_loopback()
-        && !api_config.token.is_set()
-        && !api_config.allow_unauthenticated
-    {
-        return Err(RunError::Unauthenticated(api_config.address));
+    let api_access = api_access(&config)?;
+    if api_access == ApiAccess::OpenEndpointsOnly {
+        tracing::warn!(
+            address = %api_config.address,
+            "the API listens on a non-loopback address without [api].token: it serves /health and /metrics only; set a token to use /api/v1"
+        );
     }
     let ingest = IngestHub::default();
     let nodes = NodeManager::new(
@@ -96,6 +137,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             health: health.clone(),
             state: state.clone(),
             token: config.global.api.token.clone(),
+            v1_closed: api_access == ApiAccess::OpenEndpointsOnly,
             ingest: ingest.clone(),
             nodes: nodes.clone(),
             max_body_bytes: config.global.api.max_body_bytes,

@@ -95,18 +95,8 @@ type = "blackhole"
 inputs = ["raw"]
 "#
     );
-    let path = dir.path().join("tailfix.toml");
-    std::fs::write(&path, config).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_tailfix"))
-        .args(["run", "-c"])
-        .arg(&path)
-        .current_dir(dir.path())
-        .env("RUST_LOG", "off")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = run_to_exit(dir.path(), &config);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("`raw`") && stderr.contains(&port.to_string()),
         "{stderr}"
@@ -175,4 +165,92 @@ fn a_body_of_malformed_lines_gets_a_bounded_answer_in_bounded_memory() {
     // The decoded body (8 MiB) is held once and the answer is a few KiB; one JSON object per
     // bad line made this 4 million objects, gigabytes.
     assert!(grown_mib < 64, "peak RSS grew by {grown_mib} MiB");
+}
+
+/// Runs `tailfix run` on `config` in `dir`, expecting it to exit by itself within 30 s; returns
+/// its exit code and what it wrote to stderr.
+fn run_to_exit(dir: &std::path::Path, config: &str) -> (Option<i32>, String) {
+    let path = dir.join("tailfix.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tailfix"))
+        .args(["run", "-c"])
+        .arg(&path)
+        .current_dir(dir)
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("tailfix kept running on a config it should refuse");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Whatever accepts writes on a non-loopback address needs a token of 16 bytes or more: a
+/// standalone agent with an `aggregator` source on 0.0.0.0 and no token took events and
+/// registrations from anywhere. Without a token and without anything that takes events, the
+/// API serves `/health` and `/metrics` only.
+#[test]
+fn an_api_open_to_other_machines_needs_a_real_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_port();
+    let with_api = |api_section: &str, source: &str| {
+        format!(
+            r#"
+[agent]
+data_dir = "data"
+[api]
+{api_section}
+[sources.in]
+{source}
+[sinks.out]
+type = "blackhole"
+inputs = ["in"]
+"#
+        )
+    };
+    let aggregator = "type = \"aggregator\"";
+    let everywhere = format!("address = \"0.0.0.0:{api}\"");
+    let (code, stderr) = run_to_exit(dir.path(), &with_api(&everywhere, aggregator));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("without [api].token"), "{stderr}");
+
+    let short_token = format!("{everywhere}\ntoken = \"hunter2\"");
+    let (code, stderr) = run_to_exit(dir.path(), &with_api(&short_token, "type = \"stdin\""));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("at least 16"), "{stderr}");
+
+    // Allowed on purpose, or on loopback: it runs.
+    let allowed = format!("{everywhere}\nallow_unauthenticated = true");
+    let mut agent = Agent::start(dir.path(), &with_api(&allowed, aggregator), api);
+    agent.stop();
+
+    let tcp = free_port();
+    let socket = format!("type = \"socket\"\naddress = \"127.0.0.1:{tcp}\"");
+    let mut agent = Agent::start(dir.path(), &with_api(&everywhere, &socket), api);
+    let (status, _) = common::http_get(api, "/health").unwrap();
+    assert_eq!(status, 200);
+    let (status, body) = common::http_get(api, "/api/v1/incidents").unwrap();
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = common::http_request(
+        api,
+        "POST",
+        "/api/v1/nodes/register",
+        &[],
+        br#"{"id":"intruder"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 403);
+    agent.stop();
 }

@@ -134,7 +134,8 @@ pub struct ApiConfig {
     pub address: SocketAddr,
     /// When set, every `/api/v1` request needs `Authorization: Bearer <token>`.
     pub token: Secret,
-    /// An aggregator on a non-loopback address without `token` refuses to start unless this is set.
+    /// On a non-loopback address without `token`: an API that takes events refuses to start,
+    /// and any other serves `/health` and `/metrics` only, unless this is set.
     pub allow_unauthenticated: bool,
     /// Largest request body accepted (compressed), in bytes; larger gets 413.
     pub max_body_bytes: usize,
