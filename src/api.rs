@@ -283,6 +283,7 @@ fn node_error(failure: NodeError) -> Response {
             StatusCode::NOT_FOUND,
             format!("unknown node `{id}`: register first"),
         ),
+        NodeError::Full(_) => error(StatusCode::SERVICE_UNAVAILABLE, failure.to_string()),
         NodeError::State(state) => internal_error(state),
     }
 }

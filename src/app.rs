@@ -122,6 +122,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         state.clone(),
         config.global.nodes.stale_after.0,
         config.global.nodes.lost_after.0,
+    )
+    .with_limits(
+        config.global.nodes.max_nodes,
+        config.global.nodes.forget_after.0,
     );
     let health = Health::new();
 

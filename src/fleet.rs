@@ -81,6 +81,9 @@ pub async fn register_and_heartbeat(agent: AgentConfig, stop: CancellationToken)
 pub async fn node_gauges(nodes: NodeManager, metrics: MetricsCollector, stop: CancellationToken) {
     let gauges = metrics.remediation().nodes.clone();
     loop {
+        if let Err(error) = nodes.forget_gone() {
+            tracing::warn!(%error, "cannot forget gone nodes");
+        }
         if let Ok(list) = nodes.list() {
             for status in [NodeStatus::Active, NodeStatus::Stale, NodeStatus::Lost] {
                 let count = list.iter().filter(|node| node.status == status).count();

@@ -57,6 +57,8 @@ pub enum NodeError {
     Invalid(#[from] ValidationError),
     #[error("unknown node `{0}`: register first")]
     Unknown(String),
+    #[error("the registry is full ({0} nodes); a node is forgotten once lost for `forget_after`")]
+    Full(usize),
     #[error(transparent)]
     State(#[from] StateError),
 }
@@ -66,7 +68,16 @@ pub struct NodeManager {
     state: StateStore,
     stale_after: Duration,
     lost_after: Duration,
+    /// Nodes kept at most: a registration beyond is refused, so made-up ids cannot grow the
+    /// registry (and `GET /api/v1/nodes`) without bound.
+    max_nodes: usize,
+    /// A node not seen for this long is forgotten.
+    forget_after: Duration,
 }
+
+/// Most labels a node may register, and their total size in bytes (keys and values).
+const MAX_LABELS: usize = 32;
+const MAX_LABEL_BYTES: usize = 4096;
 
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
@@ -87,8 +98,18 @@ impl Registration {
         if self.version.len() > 64 {
             return Err(ValidationError::new("version", "at most 64 characters"));
         }
-        if self.labels.len() > 64 {
-            return Err(ValidationError::new("labels", "at most 64 labels"));
+        if self.labels.len() > MAX_LABELS {
+            return Err(ValidationError::new(
+                "labels",
+                format!("at most {MAX_LABELS} labels"),
+            ));
+        }
+        let label_bytes: usize = self.labels.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if label_bytes > MAX_LABEL_BYTES {
+            return Err(ValidationError::new(
+                "labels",
+                format!("at most {MAX_LABEL_BYTES} bytes of keys and values in all"),
+            ));
         }
         for (key, value) in &self.labels {
             if key.is_empty() || key.len() > 128 || value.len() > 256 {
@@ -108,11 +129,41 @@ impl NodeManager {
             state,
             stale_after,
             lost_after,
+            max_nodes: 10_000,
+            forget_after: Duration::from_secs(24 * 3600),
         }
+    }
+
+    /// Keeps at most `max_nodes`, and forgets a node not seen for `forget_after`.
+    pub fn with_limits(mut self, max_nodes: usize, forget_after: Duration) -> Self {
+        self.max_nodes = max_nodes.max(1);
+        self.forget_after = forget_after.max(self.lost_after);
+        self
+    }
+
+    /// Removes the nodes not seen for `forget_after`; returns how many.
+    pub fn forget_gone(&self) -> Result<usize, NodeError> {
+        let cutoff = Timestamp::now()
+            .0
+            .saturating_sub(i64::try_from(self.forget_after.as_nanos()).unwrap_or(i64::MAX));
+        Ok(self.state.with_connection(|connection| {
+            connection.execute("DELETE FROM nodes WHERE last_seen < ?1", params![cutoff])
+        })?)
     }
 
     pub fn register(&self, registration: &Registration) -> Result<Node, NodeError> {
         registration.validate()?;
+        if self.get(&registration.id)?.is_none() {
+            let count = |connection: &mut rusqlite::Connection| {
+                connection.query_row("SELECT COUNT(*) FROM nodes", [], |row| row.get::<_, i64>(0))
+            };
+            if self.state.with_connection(count)? as usize >= self.max_nodes {
+                self.forget_gone()?;
+                if self.state.with_connection(count)? as usize >= self.max_nodes {
+                    return Err(NodeError::Full(self.max_nodes));
+                }
+            }
+        }
         let now = Timestamp::now().0;
         let labels =
             serde_json::to_string(&registration.labels).unwrap_or_else(|_| "{}".to_string());
@@ -242,5 +293,60 @@ mod tests {
             ..registration
         };
         assert!(matches!(manager.register(&bad), Err(NodeError::Invalid(_))));
+    }
+
+    #[test]
+    fn the_registry_is_bounded_and_forgets_nodes_gone_for_long() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = NodeManager::new(
+            StateStore::open(dir.path()).unwrap(),
+            Duration::from_millis(50),
+            Duration::from_millis(100),
+        )
+        .with_limits(3, Duration::from_millis(200));
+        let node = |id: &str| Registration {
+            id: id.to_string(),
+            version: String::new(),
+            labels: BTreeMap::new(),
+        };
+        for id in ["a", "b", "c"] {
+            manager.register(&node(id)).unwrap();
+        }
+        assert!(matches!(
+            manager.register(&node("d")),
+            Err(NodeError::Full(3))
+        ));
+        // A known node may register again while the registry is full.
+        manager.register(&node("a")).unwrap();
+        std::thread::sleep(Duration::from_millis(250));
+        manager.register(&node("d")).unwrap();
+        let ids: Vec<String> = manager.list().unwrap().into_iter().map(|n| n.id).collect();
+        assert_eq!(ids, vec!["d"]);
+
+        let many_labels = Registration {
+            labels: (0..33)
+                .map(|i| (format!("k{i}"), "v".to_string()))
+                .collect(),
+            ..node("e")
+        };
+        assert!(matches!(
+            manager.register(&many_labels),
+            Err(NodeError::Invalid(_))
+        ));
+        let big_labels = Registration {
+            labels: (0..20)
+                .map(|i| (format!("k{i}"), "v".repeat(250)))
+                .collect(),
+            ..node("e")
+        };
+        assert!(matches!(
+            manager.register(&big_labels),
+            Err(NodeError::Invalid(_))
+        ));
+        let huge_id = node(&"n".repeat(1 << 20));
+        assert!(matches!(
+            manager.register(&huge_id),
+            Err(NodeError::Invalid(_))
+        ));
     }
 }

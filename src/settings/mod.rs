@@ -159,6 +159,10 @@ impl Default for ApiConfig {
 pub struct NodesConfig {
     pub stale_after: ConfigDuration,
     pub lost_after: ConfigDuration,
+    /// Nodes the registry keeps at most; registrations beyond are refused (503).
+    pub max_nodes: usize,
+    /// A node not seen for this long is forgotten.
+    pub forget_after: ConfigDuration,
 }
 
 impl Default for NodesConfig {
@@ -166,6 +170,8 @@ impl Default for NodesConfig {
         NodesConfig {
             stale_after: ConfigDuration(Duration::from_secs(30)),
             lost_after: ConfigDuration(Duration::from_secs(120)),
+            max_nodes: 10_000,
+            forget_after: ConfigDuration(Duration::from_secs(24 * 3600)),
         }
     }
 }
