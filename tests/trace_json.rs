@@ -1,0 +1,125 @@
+//! A stack trace's JSON line (DESIGN §5) is a contract: the frames, exception and causes the
+//! trace parser finds are written into `metadata` under fixed keys, in a fixed order, among the
+//! keys other parts of the agent set before and after it. Each real crash of the corpus
+//! (tests/corpus/traces) is parsed, fingerprinted and encoded as the agent does, and compared
+//! byte for byte with its expected line in tests/corpus/traces/expected/.
+//!
+//! The same line, read back at an aggregator, must give the same fingerprint and remediation
+//! input as on the agent that wrote it.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tailfix::event::{LogEntry, encode_json};
+use tailfix::fingerprint::template::MinerConfig;
+use tailfix::fingerprint::{DEFAULT_FRAMES, Fingerprinter};
+use tailfix::ingest::entry_from_json;
+use tailfix::parse::trace::annotate;
+use tailfix::remediation::context::frames_of;
+use tailfix::time::Timestamp;
+
+/// Every trace of the corpus, and one .NET trace (no .NET runtime made the corpus).
+const NAMES: &[&str] = &[
+    "go_panic",
+    "java_caused_by",
+    "java_worker_thread",
+    "node_uncaught",
+    "python_chained",
+    "python_divide",
+    "python_divide_again",
+    "python_logged",
+    "python_ratio_value",
+    "python_ratio_zero",
+    "ruby_nomethod",
+    "rust_backtrace",
+    "rust_panic",
+    "rust_panic_again",
+    "dotnet_unhandled",
+];
+
+const DOTNET: &str = "Unhandled exception. System.InvalidOperationException: Sequence contains no elements\n   at System.Linq.ThrowHelper.ThrowNoElementsException()\n   at System.Linq.Enumerable.First[TSource](IEnumerable`1 source)\n   at Shop.Orders.First() in /app/Orders.cs:line 12\n   at Shop.Program.Main(String[] args) in /app/Program.cs:line 7";
+
+fn corpus_dir() -> String {
+    format!("{}/tests/corpus/traces", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The trace in a corpus file: from its first line that is not an ordinary INFO line to the
+/// last line but one (the supervisor's).
+fn trace_text(name: &str) -> String {
+    if name == "dotnet_unhandled" {
+        return DOTNET.to_string();
+    }
+    let text = std::fs::read_to_string(format!("{}/{name}.log", corpus_dir())).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| !l.contains(" INFO ") && !l.contains(" info ") && !l.trim().is_empty())
+        .unwrap();
+    lines[start..lines.len() - 1].join("\n")
+}
+
+/// A trace as the file source makes it (a header field before the trace's keys, the file's
+/// path after them), fingerprinted as the `fingerprint` transform does.
+fn agent_entry(name: &str) -> LogEntry {
+    let trace = Bytes::from(trace_text(name));
+    let mut entry = LogEntry::from_line(
+        trace.clone(),
+        Arc::from("app"),
+        Arc::from("node-a"),
+        Timestamp::from_civil(2026, 1, 1, 12, 0, 0, 0).unwrap(),
+    );
+    entry.metadata.insert("host", "web-1");
+    entry.error_trace = Some(trace);
+    annotate(&mut entry);
+    entry
+        .metadata
+        .insert("file", format!("/var/log/{name}.log"));
+    let fingerprint = fingerprinter().fingerprint(&entry);
+    entry.metadata.insert("fingerprint", fingerprint.hex);
+    entry.metadata.insert("template", fingerprint.template);
+    entry
+}
+
+fn fingerprinter() -> Fingerprinter {
+    Fingerprinter::new(DEFAULT_FRAMES, MinerConfig::default())
+}
+
+fn json(entry: &LogEntry) -> String {
+    let mut out = Vec::new();
+    encode_json(entry, &mut out);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn a_trace_of_each_language_encodes_to_its_expected_json_line() {
+    let mut differ = Vec::new();
+    for name in NAMES {
+        let actual = json(&agent_entry(name));
+        let path = format!("{}/expected/{name}.json", corpus_dir());
+        let expected = std::fs::read_to_string(&path).unwrap_or_default();
+        if actual != expected {
+            differ.push(format!("{name}:\n  expected {expected}  actual   {actual}"));
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+}
+
+#[test]
+fn a_trace_read_back_at_an_aggregator_has_the_same_fingerprint_and_frames() {
+    for name in NAMES {
+        let sent = agent_entry(name);
+        let line = json(&sent);
+        let received = entry_from_json(line.trim_end().as_bytes(), &Arc::from("aggregator"))
+            .unwrap_or_else(|error| panic!("{name}: {error}"));
+        assert_eq!(
+            fingerprinter().fingerprint(&received),
+            fingerprinter().fingerprint(&sent),
+            "{name}"
+        );
+        assert_eq!(
+            frames_of(&received),
+            frames_of(&sent),
+            "{name}: what remediation reads"
+        );
+    }
+}
