@@ -10,12 +10,13 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tailfix::event::{LogEntry, encode_json};
+use serde::Deserialize;
+use tailfix::event::{LogEntry, StackTrace, encode_json};
 use tailfix::fingerprint::template::MinerConfig;
 use tailfix::fingerprint::{DEFAULT_FRAMES, Fingerprinter};
 use tailfix::ingest::entry_from_json;
 use tailfix::parse::trace::annotate;
-use tailfix::remediation::context::frames_of;
+use tailfix::remediation::context::frames_to_read;
 use tailfix::time::Timestamp;
 
 /// Every trace of the corpus, and one .NET trace (no .NET runtime made the corpus).
@@ -104,6 +105,19 @@ fn a_trace_of_each_language_encodes_to_its_expected_json_line() {
     assert!(differ.is_empty(), "{}", differ.join("\n"));
 }
 
+/// What a JSON line carries of a trace: not the messages, modules and columns.
+fn as_carried(trace: &StackTrace) -> StackTrace {
+    let mut carried = trace.clone();
+    carried.message = None;
+    for frame in &mut carried.frames {
+        (frame.module, frame.column) = (None, None);
+    }
+    for cause in &mut carried.causes {
+        cause.message = None;
+    }
+    carried
+}
+
 #[test]
 fn a_trace_read_back_at_an_aggregator_has_the_same_fingerprint_and_frames() {
     for name in NAMES {
@@ -116,10 +130,20 @@ fn a_trace_read_back_at_an_aggregator_has_the_same_fingerprint_and_frames() {
             fingerprinter().fingerprint(&sent),
             "{name}"
         );
+        let sent_trace = sent.trace.as_deref().unwrap();
+        let received_trace = received.trace.as_deref().unwrap();
+        assert_eq!(received_trace, &as_carried(sent_trace), "{name}");
         assert_eq!(
-            frames_of(&received),
-            frames_of(&sent),
+            frames_to_read(received_trace),
+            frames_to_read(&as_carried(sent_trace)),
             "{name}: what remediation reads"
         );
+        // An incident keeps the line as its sample, and reads the trace back from it.
+        let sample: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let from_sample = StackTrace::deserialize(&sample["metadata"]).unwrap();
+        assert_eq!(&from_sample, received_trace, "{name}");
+        // Encoded again at the aggregator, the trace's keys are what the agent wrote.
+        let again: serde_json::Value = serde_json::from_str(&json(&received)).unwrap();
+        assert_eq!(again["metadata"], sample["metadata"], "{name}");
     }
 }
