@@ -397,6 +397,33 @@ mod tests {
         assert_eq!(std::mem::size_of::<LogEntry>(), 168 + 8);
     }
 
+    /// Everything depends on the event model, so it depends on nothing of ours but the clock.
+    #[test]
+    fn the_event_model_imports_nothing_of_the_crate_but_time() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/event");
+        // Spelled in two halves, so that this test does not find itself.
+        let needle = ["crate", "::"].concat();
+        let mut read = 0;
+        for file in std::fs::read_dir(dir).unwrap() {
+            let path = file.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (number, line) in text.lines().enumerate() {
+                let mut rest = line;
+                while let Some(at) = rest.find(&needle) {
+                    rest = &rest[at + needle.len()..];
+                    assert!(
+                        rest.starts_with("time") || rest.starts_with("event"),
+                        "{}:{}: {line}",
+                        path.display(),
+                        number + 1
+                    );
+                }
+            }
+            read += 1;
+        }
+        assert!(read >= 4, "read {read} files of {dir}");
+    }
+
     #[test]
     fn metadata_insert_replaces() {
         let mut metadata = Metadata::new();
