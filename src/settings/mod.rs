@@ -330,6 +330,17 @@ pub struct GlobalOptions {
     pub repository: RepositoryConfig,
 }
 
+/// For config structs: deserialize a value with `Deserialize` where a `FromStr` exists.
+pub fn deserialize_from_str<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
+{
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,15 +352,4 @@ mod tests {
         assert_eq!(secret.expose(), Some("ghp_abcdef"));
         assert_eq!(Secret::default().expose(), None);
     }
-}
-
-/// For config structs: deserialize a value with `Deserialize` where a `FromStr` exists.
-pub fn deserialize_from_str<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: std::str::FromStr,
-    T::Err: fmt::Display,
-{
-    let text = String::deserialize(deserializer)?;
-    text.parse().map_err(serde::de::Error::custom)
 }
