@@ -1,4 +1,5 @@
-//! Understanding a stack trace: its language, exception type, message and frames.
+//! Understanding a stack trace: its language, exception type, message, frames and causes, as a
+//! [`StackTrace`] of the event model.
 //!
 //! Each frame says where the code ran (file, line, function) and whether that code belongs to
 //! the application or to a library or the standard library (`in_app`), because only the
@@ -8,7 +9,7 @@
 //!
 //! Traces are rare next to ordinary lines, so clarity wins over speed here: regexes, owned text.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use regex::Regex;
 
@@ -80,7 +81,7 @@ pub fn annotate(entry: &mut LogEntry) {
             trace.causes = named.causes;
         }
     }
-    entry.trace = Some(std::sync::Arc::new(trace));
+    entry.trace = Some(Arc::new(trace));
 }
 
 /// Analyses a whole trace (lines joined with `\n`), or `None` if it is not one.
