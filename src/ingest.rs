@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use serde::Deserialize;
 
-use crate::event::{Level, LogEntry, Metadata, Value};
+use crate::event::{Level, LogEntry, Metadata, StackTrace};
 use crate::parse::timestamp::parse_rfc3339;
 use crate::pipeline::{Batch, DeliveryStatus, Finalizer};
 use crate::processor::{LogProcessor, ProcessError};
@@ -116,40 +117,19 @@ pub fn entry_from_json(line: &[u8], ingest_source: &Arc<str>) -> Result<LogEntry
         entry.raw = trace.clone();
         entry.error_trace = Some(trace);
     }
-    if let Some(serde_json::Value::Object(metadata)) = object.get("metadata") {
-        entry.metadata = metadata_from_json(metadata);
+    if let Some(metadata @ serde_json::Value::Object(_)) = object.get("metadata") {
+        entry.metadata = Metadata::deserialize(metadata).map_err(|error| error.to_string())?;
+        // The trace's keys as the agent wrote them: fingerprinting and remediation here read
+        // the same trace as they would have there.
+        entry.trace = StackTrace::from_metadata(&entry.metadata).map(Arc::new);
     }
     Ok(entry)
-}
-
-fn metadata_from_json(object: &serde_json::Map<String, serde_json::Value>) -> Metadata {
-    let mut metadata = Metadata::with_capacity(object.len());
-    for (key, value) in object {
-        metadata.push(key.clone(), value_from_json(value));
-    }
-    metadata
-}
-
-fn value_from_json(value: &serde_json::Value) -> Value {
-    match value {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(flag) => Value::Bool(*flag),
-        serde_json::Value::Number(number) => match number.as_i64() {
-            Some(integer) => Value::Int(integer),
-            None => Value::Float(number.as_f64().unwrap_or(f64::NAN)),
-        },
-        serde_json::Value::String(text) => Value::from(text.clone()),
-        serde_json::Value::Array(items) => {
-            Value::Array(items.iter().map(value_from_json).collect())
-        }
-        serde_json::Value::Object(map) => Value::Map(metadata_from_json(map)),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::encode_json;
+    use crate::event::{Value, encode_json};
 
     #[test]
     fn an_encoded_entry_comes_back_whole() {

@@ -4,7 +4,7 @@
 //! * An entry with a stack trace: the exception type, the types of its causes, and the top
 //!   in-app frames (file and function, never line numbers or addresses). Two runs of one bug
 //!   from other inputs, threads or processes hash alike; two exception types at the same line
-//!   of code do not.
+//!   of code do not. This needs no state ([`trace_fingerprint`]).
 //! * An entry without one: the template the online miner ([`template`]) assigns to its message,
 //!   with its level and source.
 //!
@@ -13,7 +13,7 @@
 
 pub mod template;
 
-use crate::event::{LogEntry, Metadata, Value};
+use crate::event::{Frame, LogEntry, StackTrace};
 use template::{MinerConfig, TemplateMiner};
 
 /// Number of top in-app frames that make up a trace's fingerprint.
@@ -38,15 +38,12 @@ pub fn fnv1a_128(parts: &[&[u8]]) -> u128 {
 
 /// A frame as it counts for identity: the file's last two path components (deployments put
 /// the same code under different roots) and the function without addresses or generated ids.
-fn frame_identity(frame: &Metadata) -> Option<String> {
-    let file = frame.get("file").and_then(Value::as_str_lossy).map(|file| {
+fn frame_identity(frame: &Frame) -> Option<String> {
+    let file = frame.file.as_deref().map(|file| {
         let parts: Vec<&str> = file.rsplit('/').take(2).collect();
         parts.into_iter().rev().collect::<Vec<_>>().join("/")
     });
-    let function = frame
-        .get("function")
-        .and_then(Value::as_str_lossy)
-        .map(|function| normalize_function(&function));
+    let function = frame.function.as_deref().map(normalize_function);
     (file.is_some() || function.is_some()).then(|| {
         format!(
             "{}:{}",
@@ -80,19 +77,6 @@ fn normalize_function(function: &str) -> String {
     out
 }
 
-fn frames_of(entry: &LogEntry) -> Vec<&Metadata> {
-    match entry.metadata.get("frames") {
-        Some(Value::Array(frames)) => frames
-            .iter()
-            .filter_map(|frame| match frame {
-                Value::Map(map) => Some(map),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// Assigns fingerprints and templates to entries.
 pub struct Fingerprinter {
     miner: TemplateMiner,
@@ -117,13 +101,11 @@ impl Fingerprinter {
     }
 
     pub fn fingerprint(&mut self, entry: &LogEntry) -> Fingerprint {
-        let exception = entry
-            .metadata
-            .get("exception")
-            .and_then(Value::as_str_lossy);
-        let frames = frames_of(entry);
-        if exception.is_some() || !frames.is_empty() {
-            return self.trace_fingerprint(entry, exception.as_deref().unwrap_or(""), &frames);
+        if let Some(fingerprint) = entry
+            .stack_trace()
+            .and_then(|trace| trace_fingerprint(&trace, self.frames))
+        {
+            return fingerprint;
         }
         let found = self.miner.add(&entry.message);
         let hash = fnv1a_128(&[
@@ -137,65 +119,65 @@ impl Fingerprinter {
             template: found.template.to_string(),
         }
     }
+}
 
-    fn trace_fingerprint(
-        &self,
-        entry: &LogEntry,
-        exception: &str,
-        frames: &[&Metadata],
-    ) -> Fingerprint {
-        let in_app = |frame: &&&Metadata| matches!(frame.get("in_app"), Some(Value::Bool(true)));
-        let mut chosen: Vec<&Metadata> = frames
-            .iter()
-            .filter(in_app)
-            .take(self.frames)
-            .copied()
-            .collect();
-        if chosen.is_empty() {
-            chosen = frames.iter().take(self.frames).copied().collect();
-        }
-        let identities: Vec<String> = chosen
-            .iter()
-            .filter_map(|frame| frame_identity(frame))
-            .collect();
-        let causes: Vec<String> = match entry.metadata.get("causes") {
-            Some(Value::Array(causes)) => causes
-                .iter()
-                .filter_map(|cause| cause.as_str_lossy().map(|c| c.into_owned()))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let mut parts: Vec<&[u8]> = vec![b"trace", exception.as_bytes()];
-        parts.extend(causes.iter().map(|cause| cause.as_bytes()));
-        parts.push(b"frames");
-        parts.extend(identities.iter().map(|identity| identity.as_bytes()));
-        let hash = fnv1a_128(&parts);
-        let top = chosen.first();
-        let function = top
-            .and_then(|frame| frame.get("function"))
-            .and_then(Value::as_str_lossy)
-            .unwrap_or_default();
-        let file = top
-            .and_then(|frame| frame.get("file"))
-            .and_then(Value::as_str_lossy)
-            .map(|file| file.rsplit('/').next().unwrap_or_default().to_string())
-            .unwrap_or_default();
-        let name = if exception.is_empty() {
-            "error"
-        } else {
-            exception
-        };
-        let template = match (function.is_empty(), file.is_empty()) {
-            (false, false) => format!("{name} in {function} ({file})"),
-            (false, true) => format!("{name} in {function}"),
-            (true, false) => format!("{name} in {file}"),
-            (true, true) => name.to_string(),
-        };
-        Fingerprint {
-            hex: format!("{hash:032x}"),
-            template,
-        }
+/// The fingerprint of a stack trace, from its exception type, its causes' types and its top
+/// `frames` in-app frames (its top frames when none is in-app); `None` for a trace that names
+/// neither an exception nor a frame, which is fingerprinted as a message. Needs no state: the
+/// same trace has the same fingerprint in every fingerprinter.
+pub fn trace_fingerprint(trace: &StackTrace, frames: usize) -> Option<Fingerprint> {
+    if !trace.is_identified() {
+        return None;
     }
+    let frames = frames.max(1);
+    let mut chosen: Vec<&Frame> = trace
+        .frames
+        .iter()
+        .filter(|frame| frame.in_app)
+        .take(frames)
+        .collect();
+    if chosen.is_empty() {
+        chosen = trace.frames.iter().take(frames).collect();
+    }
+    let identities: Vec<String> = chosen
+        .iter()
+        .filter_map(|frame| frame_identity(frame))
+        .collect();
+    let exception = trace.exception.as_deref().unwrap_or("");
+    let mut parts: Vec<&[u8]> = vec![b"trace", exception.as_bytes()];
+    parts.extend(
+        trace
+            .causes
+            .iter()
+            .filter_map(|cause| cause.exception.as_deref())
+            .map(str::as_bytes),
+    );
+    parts.push(b"frames");
+    parts.extend(identities.iter().map(|identity| identity.as_bytes()));
+    let hash = fnv1a_128(&parts);
+    let top = chosen.first();
+    let function = top
+        .and_then(|frame| frame.function.as_deref())
+        .unwrap_or_default();
+    let file = top
+        .and_then(|frame| frame.file.as_deref())
+        .map(|file| file.rsplit('/').next().unwrap_or_default())
+        .unwrap_or_default();
+    let name = if exception.is_empty() {
+        "error"
+    } else {
+        exception
+    };
+    let template = match (function.is_empty(), file.is_empty()) {
+        (false, false) => format!("{name} in {function} ({file})"),
+        (false, true) => format!("{name} in {function}"),
+        (true, false) => format!("{name} in {file}"),
+        (true, true) => name.to_string(),
+    };
+    Some(Fingerprint {
+        hex: format!("{hash:032x}"),
+        template,
+    })
 }
 
 #[cfg(test)]
@@ -298,6 +280,28 @@ mod tests {
         assert_eq!(a.hex, b.hex);
         assert_ne!(a.hex, other.hex);
         assert!(a.template.contains("<*>"), "{}", a.template);
+    }
+
+    #[test]
+    fn the_parsed_trace_and_its_metadata_keys_fingerprint_alike() {
+        let mut fingerprinter = Fingerprinter::new(DEFAULT_FRAMES, MinerConfig::default());
+        let parsed = trace_entry("java_caused_by");
+        // Without its parsed trace, an entry is fingerprinted by the trace its metadata names.
+        let mut keys_only = parsed.clone();
+        keys_only.trace = None;
+        assert_eq!(
+            fingerprinter.fingerprint(&keys_only),
+            fingerprinter.fingerprint(&parsed)
+        );
+        // A line that names its exception in a field of its own (JSON logging) is one too.
+        let mut line = LogEntry::from_line(
+            Bytes::from_static(b"request failed"),
+            Arc::from("app"),
+            Arc::from("node-a"),
+            Timestamp(0),
+        );
+        line.metadata.insert("exception", "TimeoutError");
+        assert_eq!(fingerprinter.fingerprint(&line).template, "TimeoutError");
     }
 
     #[test]

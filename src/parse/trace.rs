@@ -1,4 +1,5 @@
-//! Understanding a stack trace: its language, exception type, message and frames.
+//! Understanding a stack trace: its language, exception type, message, frames and causes, as a
+//! [`StackTrace`] of the event model.
 //!
 //! Each frame says where the code ran (file, line, function) and whether that code belongs to
 //! the application or to a library or the standard library (`in_app`), because only the
@@ -8,60 +9,13 @@
 //!
 //! Traces are rare next to ordinary lines, so clarity wins over speed here: regexes, owned text.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use regex::Regex;
 
 use super::level::detect_level;
 use super::prefix::strip_log_prefix;
-use crate::event::{Level, LogEntry, Metadata, Value};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Language {
-    Python,
-    Java,
-    Go,
-    Rust,
-    Node,
-    Ruby,
-    DotNet,
-}
-
-impl Language {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Language::Python => "python",
-            Language::Java => "java",
-            Language::Go => "go",
-            Language::Rust => "rust",
-            Language::Node => "node",
-            Language::Ruby => "ruby",
-            Language::DotNet => "dotnet",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
-    /// As written in the trace (Java: derived from the package, `shop/Cart.java`).
-    pub file: Option<String>,
-    pub line: Option<u32>,
-    pub function: Option<String>,
-    pub in_app: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TraceInfo {
-    pub language: Language,
-    /// The exception type (`ZeroDivisionError`, `java.lang.IllegalStateException`), or for a Go
-    /// or Rust panic the panic's kind.
-    pub exception: Option<String>,
-    /// Types of the causes, outermost first (Java `Caused by:`, Python's chained exceptions).
-    pub causes: Vec<String>,
-    pub message: Option<String>,
-    /// Innermost first.
-    pub frames: Vec<Frame>,
-}
+use crate::event::{Frame, Language, Level, LogEntry, StackTrace};
 
 macro_rules! regex {
     ($name:ident, $pattern:expr) => {
@@ -91,10 +45,10 @@ regex!(
 regex!(GO_FILE, r"^\t(.+?\.go):(\d+)(?: \+0x[0-9a-f]+)?$");
 regex!(
     RUST_HEADER,
-    r"^thread '[^']*'(?: \(\d+\))? panicked at (.+?):(\d+):\d+:?(?:\s*$|\s(.*))"
+    r"^thread '[^']*'(?: \(\d+\))? panicked at (.+?):(\d+):(\d+):?(?:\s*$|\s(.*))"
 );
 regex!(RUST_FRAME, r"^\s+\d+: (.+)$");
-regex!(RUST_LOCATION, r"^\s+at (.+?):(\d+)(?::\d+)?$");
+regex!(RUST_LOCATION, r"^\s+at (.+?):(\d+)(?::(\d+))?$");
 regex!(
     RUBY_HEADER,
     r"^(.+?):(\d+):in [`'](.+?)': (.*) \(([\w:]+)\)$"
@@ -102,53 +56,36 @@ regex!(
 regex!(RUBY_FRAME, r"^\s+from (.+?):(\d+):in [`'](.+?)'$");
 
 /// Completes an entry whose `error_trace` is set: its message is the first line without the
-/// log prefix, its level the first line's (else `error`), and `metadata` gets `language`,
-/// `exception`, `causes` and `frames` (`[{file, line, function, in_app}]`, innermost first).
+/// log prefix, its level the first line's (else `error`), its `trace` what [`analyse`] finds,
+/// and `metadata` gets that trace's keys (`language`, `exception`, `causes`, `frames`: see
+/// [`StackTrace::write_metadata`]).
 pub fn annotate(entry: &mut LogEntry) {
-    let Some(trace) = entry.error_trace.clone() else {
+    let Some(text) = entry.error_trace.clone() else {
         return;
     };
-    let first_line = trace.split(|b| *b == b'\n').next().unwrap_or_default();
+    let first_line = text.split(|b| *b == b'\n').next().unwrap_or_default();
     let message = strip_log_prefix(first_line);
-    entry.message = trace.slice_ref(message);
+    entry.message = text.slice_ref(message);
     entry.level = detect_level(first_line).unwrap_or(Level::Error);
-    let Some(info) = analyse(&String::from_utf8_lossy(&trace)) else {
+    let Some(mut trace) = analyse(&String::from_utf8_lossy(&text)) else {
         return;
     };
-    let metadata = &mut entry.metadata;
-    metadata.insert("language", info.language.as_str());
-    if let Some(exception) = info.exception {
-        metadata.insert("exception", exception);
+    trace.write_metadata(&mut entry.metadata);
+    // Keys the parser did not set may have come with the first line (a JSON line's own
+    // `exception`): the entry's trace is what its metadata says, as an aggregator reads it.
+    if let Some(named) = StackTrace::from_metadata(&entry.metadata) {
+        if trace.exception.is_none() {
+            trace.exception = named.exception;
+        }
+        if trace.causes.is_empty() {
+            trace.causes = named.causes;
+        }
     }
-    if !info.causes.is_empty() {
-        metadata.insert(
-            "causes",
-            Value::Array(info.causes.into_iter().map(Value::from).collect()),
-        );
-    }
-    let frames = info
-        .frames
-        .into_iter()
-        .map(|frame| {
-            let mut map = Metadata::with_capacity(4);
-            if let Some(file) = frame.file {
-                map.push("file", file);
-            }
-            if let Some(line) = frame.line {
-                map.push("line", Value::Int(i64::from(line)));
-            }
-            if let Some(function) = frame.function {
-                map.push("function", function);
-            }
-            map.push("in_app", Value::Bool(frame.in_app));
-            Value::Map(map)
-        })
-        .collect();
-    metadata.insert("frames", Value::Array(frames));
+    entry.trace = Some(Arc::new(trace));
 }
 
 /// Analyses a whole trace (lines joined with `\n`), or `None` if it is not one.
-pub fn analyse(trace: &str) -> Option<TraceInfo> {
+pub fn analyse(trace: &str) -> Option<StackTrace> {
     let lines: Vec<&str> = trace.lines().collect();
     if lines
         .iter()
@@ -192,7 +129,7 @@ pub fn analyse(trace: &str) -> Option<TraceInfo> {
 /// An exception line: its type and message.
 type Raised = (String, Option<String>);
 
-fn python(lines: &[&str]) -> TraceInfo {
+fn python(lines: &[&str]) -> StackTrace {
     // Each traceback block: frames, then its exception line. The last block is what was raised.
     let mut blocks: Vec<(Vec<Frame>, Option<Raised>)> = Vec::new();
     let mut in_frames = false;
@@ -212,6 +149,7 @@ fn python(lines: &[&str]) -> TraceInfo {
                 line: captures[2].parse().ok(),
                 function: captures.get(3).map(|m| m.as_str().to_string()),
                 file: Some(file),
+                ..Frame::default()
             });
         } else if in_frames && !line.starts_with(' ') && !line.is_empty() {
             if let Some(captures) = PYTHON_EXCEPTION.captures(line) {
@@ -223,19 +161,31 @@ fn python(lines: &[&str]) -> TraceInfo {
             in_frames = false;
         }
     }
-    let causes = blocks[..blocks.len().saturating_sub(1)]
-        .iter()
-        .filter_map(|(_, exception)| exception.as_ref().map(|(name, _)| name.clone()))
-        .collect();
     let (mut frames, raised) = blocks.pop().unwrap_or_default();
+    // The blocks before the last: what was being handled when it was raised, first first.
+    let causes = blocks
+        .into_iter()
+        .filter_map(|(_, raised)| raised)
+        .map(|(name, message)| cause(Language::Python, name, message))
+        .collect();
     frames.reverse();
     let (exception, message) = raised.map_or((None, None), |(name, message)| (Some(name), message));
-    TraceInfo {
-        language: Language::Python,
+    StackTrace {
+        language: Some(Language::Python),
         exception,
-        causes,
         message,
         frames,
+        causes,
+    }
+}
+
+/// A chained exception: its type and message (its frames are not split out).
+fn cause(language: Language, exception: String, message: Option<String>) -> StackTrace {
+    StackTrace {
+        language: Some(language),
+        exception: Some(exception),
+        message,
+        ..StackTrace::default()
     }
 }
 
@@ -246,7 +196,7 @@ fn python_in_app(file: &str) -> bool {
         || file.starts_with('<'))
 }
 
-fn java(lines: &[&str]) -> TraceInfo {
+fn java(lines: &[&str]) -> StackTrace {
     let mut exception = None;
     let mut message = None;
     let mut causes = Vec::new();
@@ -273,6 +223,8 @@ fn java(lines: &[&str]) -> TraceInfo {
                     file: (!file.is_empty()).then_some(file),
                     line: captures.get(4).and_then(|m| m.as_str().parse().ok()),
                     function: Some(format!("{class}.{}", &captures[2])),
+                    module: Some(class.to_string()),
+                    ..Frame::default()
                 });
             }
             continue;
@@ -289,21 +241,22 @@ fn java(lines: &[&str]) -> TraceInfo {
         if !(name.contains("Exception") || name.contains("Error") || name.contains("Throwable")) {
             continue;
         }
+        let text = header.split_once(": ").map(|(_, rest)| rest.to_string());
         if exception.is_none() {
             exception = Some(name.to_string());
-            message = header.split_once(": ").map(|(_, rest)| rest.to_string());
+            message = text;
         } else {
-            causes.push(name.to_string());
+            causes.push(cause(Language::Java, name.to_string(), text));
             blocks.push(Vec::new());
         }
     }
     let frames = blocks.into_iter().rev().flatten().collect();
-    TraceInfo {
-        language: Language::Java,
+    StackTrace {
+        language: Some(Language::Java),
         exception,
-        causes,
         message,
         frames,
+        causes,
     }
 }
 
@@ -329,7 +282,7 @@ fn java_in_app(class: &str) -> bool {
     !LIBRARIES.iter().any(|prefix| class.starts_with(prefix))
 }
 
-fn dotnet(lines: &[&str]) -> TraceInfo {
+fn dotnet(lines: &[&str]) -> StackTrace {
     let first = lines.first().copied().unwrap_or_default();
     let header = first.strip_prefix("Unhandled exception. ").unwrap_or(first);
     let (name, message) = header
@@ -345,11 +298,12 @@ fn dotnet(lines: &[&str]) -> TraceInfo {
                 file: captures.get(2).map(|m| m.as_str().to_string()),
                 line: captures.get(3).and_then(|m| m.as_str().parse().ok()),
                 function: Some(function),
+                ..Frame::default()
             }
         })
         .collect();
-    TraceInfo {
-        language: Language::DotNet,
+    StackTrace {
+        language: Some(Language::DotNet),
         exception: Some(name.rsplit(' ').next().unwrap_or(name).to_string()),
         causes: Vec::new(),
         message,
@@ -357,7 +311,7 @@ fn dotnet(lines: &[&str]) -> TraceInfo {
     }
 }
 
-fn node(lines: &[&str]) -> TraceInfo {
+fn node(lines: &[&str]) -> StackTrace {
     let mut exception = None;
     let mut message = None;
     for line in lines
@@ -380,13 +334,15 @@ fn node(lines: &[&str]) -> TraceInfo {
                     || file.contains("node_modules")
                     || file.starts_with("internal/")),
                 line: captures[3].parse().ok(),
+                column: captures[4].parse().ok(),
                 function: captures.get(1).map(|m| m.as_str().to_string()),
                 file: Some(file),
+                ..Frame::default()
             }
         })
         .collect();
-    TraceInfo {
-        language: Language::Node,
+    StackTrace {
+        language: Some(Language::Node),
         exception,
         causes: Vec::new(),
         message,
@@ -394,7 +350,7 @@ fn node(lines: &[&str]) -> TraceInfo {
     }
 }
 
-fn go(lines: &[&str]) -> TraceInfo {
+fn go(lines: &[&str]) -> StackTrace {
     let header = lines[0];
     let text = header
         .strip_prefix("panic: ")
@@ -424,13 +380,14 @@ fn go(lines: &[&str]) -> TraceInfo {
                 // Without the argument list: `main.(*Cache).Put(...)` → `main.(*Cache).Put`.
                 function: name.map(|n| n.rsplit_once('(').map_or(n, |(f, _)| f).to_string()),
                 file: Some(file),
+                ..Frame::default()
             });
         } else if !line.starts_with("goroutine ") && !line.trim().is_empty() {
             function = Some(line.strip_prefix("created by ").unwrap_or(line));
         }
     }
-    TraceInfo {
-        language: Language::Go,
+    StackTrace {
+        language: Some(Language::Go),
         exception: Some(kind),
         causes: Vec::new(),
         message: Some(text.to_string()),
@@ -438,7 +395,7 @@ fn go(lines: &[&str]) -> TraceInfo {
     }
 }
 
-fn rust(lines: &[&str]) -> TraceInfo {
+fn rust(lines: &[&str]) -> StackTrace {
     let mut frames = Vec::new();
     let mut message = None;
     if let Some(captures) = RUST_HEADER.captures(lines[0]) {
@@ -446,11 +403,13 @@ fn rust(lines: &[&str]) -> TraceInfo {
         frames.push(Frame {
             in_app: rust_in_app(None, &file),
             line: captures[2].parse().ok(),
+            column: captures[3].parse().ok(),
             function: None,
             file: Some(file),
+            ..Frame::default()
         });
         message = captures
-            .get(3)
+            .get(4)
             .map(|m| m.as_str().to_string())
             .or_else(|| lines.get(1).map(|line| line.to_string()));
     }
@@ -465,8 +424,10 @@ fn rust(lines: &[&str]) -> TraceInfo {
             backtrace.push(Frame {
                 in_app: rust_in_app(name.as_deref(), &file),
                 line: captures[2].parse().ok(),
+                column: captures.get(3).and_then(|m| m.as_str().parse().ok()),
                 function: name,
                 file: Some(file),
+                ..Frame::default()
             });
         }
     }
@@ -478,8 +439,8 @@ fn rust(lines: &[&str]) -> TraceInfo {
     let kind = message
         .as_deref()
         .map(|m| m.split(": ").next().unwrap_or(m).trim().to_string());
-    TraceInfo {
-        language: Language::Rust,
+    StackTrace {
+        language: Some(Language::Rust),
         exception: kind,
         causes: Vec::new(),
         message,
@@ -507,7 +468,7 @@ fn rust_in_app(function: Option<&str>, file: &str) -> bool {
     !(library_function || file.starts_with("/rustc/") || file.contains("/.cargo/registry/"))
 }
 
-fn ruby(lines: &[&str]) -> TraceInfo {
+fn ruby(lines: &[&str]) -> StackTrace {
     let mut frames = Vec::new();
     let mut exception = None;
     let mut message = None;
@@ -518,6 +479,7 @@ fn ruby(lines: &[&str]) -> TraceInfo {
             line: captures[2].parse().ok(),
             function: Some(captures[3].to_string()),
             file: Some(file),
+            ..Frame::default()
         });
         message = Some(captures[4].to_string());
         exception = Some(captures[5].to_string());
@@ -532,10 +494,11 @@ fn ruby(lines: &[&str]) -> TraceInfo {
             line: captures[2].parse().ok(),
             function: Some(captures[3].to_string()),
             file: Some(file),
+            ..Frame::default()
         });
     }
-    TraceInfo {
-        language: Language::Ruby,
+    StackTrace {
+        language: Some(Language::Ruby),
         exception,
         causes: Vec::new(),
         message,
@@ -566,7 +529,14 @@ mod tests {
         lines[start..end].join("\n")
     }
 
-    fn app_functions(info: &TraceInfo) -> Vec<String> {
+    fn cause_types(info: &StackTrace) -> Vec<&str> {
+        info.causes
+            .iter()
+            .filter_map(|cause| cause.exception.as_deref())
+            .collect()
+    }
+
+    fn app_functions(info: &StackTrace) -> Vec<String> {
         info.frames
             .iter()
             .filter(|f| f.in_app)
@@ -577,7 +547,7 @@ mod tests {
     #[test]
     fn python_frames_are_innermost_first_and_chains_keep_their_causes() {
         let info = analyse(&corpus_trace("python_divide", "Traceback")).unwrap();
-        assert_eq!(info.language, Language::Python);
+        assert_eq!(info.language, Some(Language::Python));
         assert_eq!(info.exception.as_deref(), Some("ZeroDivisionError"));
         assert_eq!(info.message.as_deref(), Some("division by zero"));
         assert_eq!(
@@ -595,19 +565,19 @@ mod tests {
 
         let info = analyse(&corpus_trace("python_chained", "Traceback")).unwrap();
         assert_eq!(info.exception.as_deref(), Some("NameError"));
-        assert_eq!(info.causes, vec!["KeyError", "ConfigError"]);
+        assert_eq!(cause_types(&info), vec!["KeyError", "ConfigError"]);
         assert_eq!(app_functions(&info), vec!["handle", "<module>"]);
     }
 
     #[test]
     fn java_frames_map_packages_to_paths_and_the_root_cause_comes_first() {
         let info = analyse(&corpus_trace("java_caused_by", "Exception in thread")).unwrap();
-        assert_eq!(info.language, Language::Java);
+        assert_eq!(info.language, Some(Language::Java));
         assert_eq!(
             info.exception.as_deref(),
             Some("java.lang.IllegalStateException")
         );
-        assert_eq!(info.causes, vec!["java.lang.NullPointerException"]);
+        assert_eq!(cause_types(&info), vec!["java.lang.NullPointerException"]);
         assert_eq!(
             info.frames[0].function.as_deref(),
             Some("Crash$Repository.find")
@@ -628,7 +598,7 @@ mod tests {
         let info = analyse(&corpus_trace("node_uncaught", "/work")).unwrap();
         assert_eq!(
             (info.language, info.exception.as_deref()),
-            (Language::Node, Some("Error"))
+            (Some(Language::Node), Some("Error"))
         );
         assert_eq!(
             app_functions(&info)[..2],
@@ -670,10 +640,68 @@ mod tests {
         let info = analyse(dotnet).unwrap();
         assert_eq!(
             (info.language, info.exception.as_deref()),
-            (Language::DotNet, Some("System.InvalidOperationException"))
+            (
+                Some(Language::DotNet),
+                Some("System.InvalidOperationException")
+            )
         );
         assert_eq!(info.frames[1].file.as_deref(), Some("/app/Orders.cs"));
         assert!(!info.frames[0].in_app && info.frames[1].in_app);
+    }
+
+    #[test]
+    fn causes_keep_their_messages_and_frames_their_columns_and_classes() {
+        let info = analyse(&corpus_trace("java_caused_by", "Exception in thread")).unwrap();
+        let cause = &info.causes[0];
+        assert_eq!(cause.language, Some(Language::Java));
+        assert_eq!(
+            cause.message.as_deref(),
+            Some("Cannot invoke \"String.trim()\" because \"<local2>\" is null")
+        );
+        assert_eq!(info.frames[0].module.as_deref(), Some("Crash$Repository"));
+
+        let info = analyse(&corpus_trace("python_chained", "Traceback")).unwrap();
+        assert_eq!(
+            info.causes[0].message.as_deref(),
+            Some("'database_url'"),
+            "the KeyError handled first"
+        );
+        assert_eq!(
+            info.message.as_deref(),
+            Some("name 'undefined_function' is not defined")
+        );
+
+        let info = analyse(&corpus_trace("node_uncaught", "/work")).unwrap();
+        assert_eq!(
+            (info.frames[0].line, info.frames[0].column),
+            (Some(4), Some(11))
+        );
+        let info = analyse(&corpus_trace("rust_panic", "thread")).unwrap();
+        assert_eq!(
+            (info.frames[0].line, info.frames[0].column),
+            (Some(3), Some(25))
+        );
+    }
+
+    #[test]
+    fn annotate_gives_the_entry_its_trace_and_the_traces_keys() {
+        let text = bytes::Bytes::from(corpus_trace("python_divide", "Traceback"));
+        let mut entry = LogEntry::from_line(
+            text.clone(),
+            std::sync::Arc::from("app"),
+            std::sync::Arc::from("n"),
+            crate::time::Timestamp(0),
+        );
+        entry.error_trace = Some(text);
+        annotate(&mut entry);
+        let trace = entry.trace.as_deref().unwrap();
+        assert_eq!(trace.exception.as_deref(), Some("ZeroDivisionError"));
+        let keys: Vec<&str> = entry.metadata.iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, ["language", "exception", "frames"]);
+        // The keys say what the trace says, but for what they do not carry.
+        let mut carried = trace.clone();
+        carried.message = None;
+        assert_eq!(StackTrace::from_metadata(&entry.metadata), Some(carried));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::repository::{RepositoryClient, RepositoryError};
-use crate::event::{LogEntry, Metadata, Value};
+use crate::event::{Frame, StackTrace};
 
 /// Stack-trace path prefixes → repository path prefixes (`{ "/app/" = "" }`).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -80,42 +80,16 @@ pub fn resolve(
     None
 }
 
-/// A frame as remediation needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FrameRef {
-    pub file: String,
-    pub line: Option<u32>,
-    pub function: Option<String>,
-    pub in_app: bool,
-}
-
-/// The frames of an entry (from `metadata.frames`), in-app first, each group top first.
-pub fn frames_of(entry: &LogEntry) -> Vec<FrameRef> {
-    let Some(Value::Array(frames)) = entry.metadata.get("frames") else {
-        return Vec::new();
-    };
-    let text = |map: &Metadata, key: &str| {
-        map.get(key)
-            .and_then(Value::as_str_lossy)
-            .map(|t| t.into_owned())
-    };
-    let mut out: Vec<FrameRef> = frames
+/// The frames of a trace whose code can be read (those with a file), in-app first, each group
+/// top first.
+pub fn frames_to_read(trace: &StackTrace) -> Vec<&Frame> {
+    let mut frames: Vec<&Frame> = trace
+        .frames
         .iter()
-        .filter_map(|frame| match frame {
-            Value::Map(map) => Some(FrameRef {
-                file: text(map, "file")?,
-                line: match map.get("line") {
-                    Some(Value::Int(line)) => u32::try_from(*line).ok(),
-                    _ => None,
-                },
-                function: text(map, "function"),
-                in_app: matches!(map.get("in_app"), Some(Value::Bool(true))),
-            }),
-            _ => None,
-        })
+        .filter(|frame| frame.file.is_some())
         .collect();
-    out.sort_by_key(|frame| !frame.in_app);
-    out
+    frames.sort_by_key(|frame| !frame.in_app);
+    frames
 }
 
 /// Limits on what is sent.
@@ -150,9 +124,10 @@ pub struct Snippet {
     pub frame_lines: Vec<u32>,
 }
 
-/// Reads the snippets for `frames` from the repository, top frames first, within `budget`.
+/// Reads the snippets for `frames` (see [`frames_to_read`]) from the repository, in their
+/// order, within `budget`. Frames without a file are skipped.
 pub async fn gather(
-    frames: &[FrameRef],
+    frames: &[&Frame],
     client: &dyn RepositoryClient,
     path_map: &PathMap,
     base_path: &str,
@@ -166,7 +141,10 @@ pub async fn gather(
     let mut order: Vec<String> = Vec::new();
     let mut lines: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     for frame in frames {
-        let Some(path) = resolve(&frame.file, path_map, base_path, &files) else {
+        let Some(file) = frame.file.as_deref() else {
+            continue;
+        };
+        let Some(path) = resolve(file, path_map, base_path, &files) else {
             continue;
         };
         if !lines.contains_key(&path) {

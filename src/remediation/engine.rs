@@ -13,9 +13,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::context::{self, ContextBudget, FrameRef, PathMap};
+use super::context::{self, ContextBudget, PathMap};
 use super::incident::{ChangeRequestRef, Incident, IncidentState, IncidentStore};
 use super::model::service::ModelService;
 use super::prompt;
@@ -24,7 +25,7 @@ use super::report;
 use super::repository::RepositoryClient;
 use super::validate::{FileSource, Validator};
 use super::{ProposedFix, Solution};
-use crate::event::{LogEntry, Value, encode_json};
+use crate::event::{Frame, LogEntry, StackTrace, Value, encode_json};
 use crate::fingerprint::Fingerprinter;
 use crate::fingerprint::template::MinerConfig;
 use crate::metrics::MetricsCollector;
@@ -408,15 +409,12 @@ fn new_incident(
             .map(|t| t.into_owned())
     };
     let title = text("template").unwrap_or_else(|| fingerprinter.fingerprint(entry).template);
-    let top_frame = context::frames_of(entry).into_iter().next().map(|frame| {
-        let location = match frame.line {
-            Some(line) => format!("{}:{line}", frame.file),
-            None => frame.file.clone(),
-        };
-        match frame.function {
-            Some(function) => format!("{function} ({location})"),
-            None => location,
-        }
+    let trace = entry.stack_trace();
+    let top_frame = trace.as_deref().and_then(|trace| {
+        context::frames_to_read(trace)
+            .first()
+            .copied()
+            .map(describe)
     });
     let mut sample = Vec::new();
     encode_json(entry, &mut sample);
@@ -428,7 +426,7 @@ fn new_incident(
         first_seen: entry.timestamp,
         last_seen: entry.timestamp,
         nodes: Default::default(),
-        exception: text("exception"),
+        exception: trace.as_ref().and_then(|trace| trace.exception.clone()),
         top_frame,
         sample: serde_json::from_slice(&sample).unwrap_or(serde_json::Value::Null),
         solution: None,
@@ -449,28 +447,17 @@ fn sample_trace(sample: &serde_json::Value) -> String {
         .to_string()
 }
 
-/// The frames of a sample entry's JSON.
-fn sample_frames(sample: &serde_json::Value) -> Vec<FrameRef> {
-    let mut frames: Vec<FrameRef> = sample["metadata"]["frames"]
-        .as_array()
-        .map(|frames| {
-            frames
-                .iter()
-                .filter_map(|frame| {
-                    Some(FrameRef {
-                        file: frame["file"].as_str()?.to_string(),
-                        line: frame["line"]
-                            .as_u64()
-                            .and_then(|line| u32::try_from(line).ok()),
-                        function: frame["function"].as_str().map(str::to_string),
-                        in_app: frame["in_app"].as_bool().unwrap_or(false),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    frames.sort_by_key(|frame| !frame.in_app);
-    frames
+/// A frame as an incident shows it: `function (file:line)`.
+fn describe(frame: &Frame) -> String {
+    let file = frame.file.as_deref().unwrap_or_default();
+    let location = match frame.line {
+        Some(line) => format!("{file}:{line}"),
+        None => file.to_string(),
+    };
+    match &frame.function {
+        Some(function) => format!("{function} ({location})"),
+        None => location,
+    }
 }
 
 /// Files an answer's edits touch, read before validation (validation itself is synchronous).
@@ -487,7 +474,12 @@ impl FileSource for Prefetched {
 
 async fn analyse(config: &EngineConfig, services: &Services, incident: &Incident) -> Outcome {
     let trace = sample_trace(&incident.sample);
-    let frames = sample_frames(&incident.sample);
+    // The sample is the entry's JSON line: its metadata holds the trace's keys.
+    let stack_trace = StackTrace::deserialize(&incident.sample["metadata"]).ok();
+    let frames = stack_trace
+        .as_ref()
+        .map(context::frames_to_read)
+        .unwrap_or_default();
     let snippets = match &services.repository {
         Some(repository) => {
             match context::gather(
