@@ -25,6 +25,7 @@ use tailfix::remediation::model::service::{BreakerPolicy, ModelService, RetryPol
 use tailfix::remediation::model::{Endpoint, ModelProvider};
 use tailfix::remediation::redact::Redactor;
 use tailfix::remediation::repository::local::LocalRepository;
+use tailfix::remediation::repository::{RepoFuture, RepositoryClient};
 use tailfix::remediation::validate::{Guard, Validator};
 use tailfix::state::StateStore;
 use tailfix::time::Timestamp;
@@ -82,6 +83,8 @@ struct Knobs {
     retry_failed_after: Duration,
     max_requests_per_hour: u32,
     max_concurrent: usize,
+    /// The repository the engine reads; `None`: the fixture's repository, locally.
+    repository: Option<Arc<dyn RepositoryClient>>,
 }
 
 impl Default for Knobs {
@@ -96,6 +99,7 @@ impl Default for Knobs {
             retry_failed_after: Duration::from_secs(3600),
             max_requests_per_hour: 1000,
             max_concurrent: 4,
+            repository: None,
         }
     }
 }
@@ -140,10 +144,12 @@ fn build_remediator(
     );
     let services = Services {
         model: Some(model),
-        repository: Some(Arc::new(LocalRepository::new(
-            fixture.repo.clone(),
-            "main".to_string(),
-        ))),
+        repository: Some(knobs.repository.clone().unwrap_or_else(|| {
+            Arc::new(LocalRepository::new(
+                fixture.repo.clone(),
+                "main".to_string(),
+            ))
+        })),
         proposer: None,
         validator: std::sync::Arc::new(Validator::new(Guard::default()).unwrap()),
         redactor: Redactor::new(&[]).unwrap(),
@@ -511,4 +517,84 @@ async fn an_error_storm_of_a_million_entries_makes_one_request_per_bug() {
         100,
         "at most one model request per bug"
     );
+}
+
+/// The local repository, with every path the engine asks for written down.
+struct RecordingRepository {
+    inner: LocalRepository,
+    asked: std::sync::Mutex<Vec<String>>,
+}
+
+impl RepositoryClient for RecordingRepository {
+    fn provider(&self) -> &'static str {
+        self.inner.provider()
+    }
+
+    fn list_files(&self) -> RepoFuture<'_, Vec<String>> {
+        self.inner.list_files()
+    }
+
+    fn get_file<'a>(&'a self, path: &'a str) -> RepoFuture<'a, Option<String>> {
+        self.asked.lock().unwrap().push(path.to_string());
+        self.inner.get_file(path)
+    }
+
+    fn create_change_request<'a>(
+        &'a self,
+        request: &'a tailfix::remediation::ChangeRequest,
+    ) -> RepoFuture<'a, tailfix::remediation::incident::ChangeRequestRef> {
+        self.inner.create_change_request(request)
+    }
+}
+
+/// A path the model chose is checked before any request: traversal, encoded traversal, a
+/// query smuggled into the name, CI scripts, git metadata and `.env` in any case are rejected
+/// and never fetched (they reached GitHub's contents API, with the token, before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_chosen_path_is_checked_before_the_repository_is_asked() {
+    for path in [
+        "../../../../user",
+        "shop/../../user",
+        ".github/workflows/ci.yml",
+        ".ci/run",
+        ".gitattributes",
+        ".gitmodules",
+        "config/.ENV",
+        "deploy/id_rsa",
+        "certs/server.key",
+    ] {
+        let fixture = fixture();
+        let metrics = MetricsCollector::new();
+        let answer = json!({"summary": "s", "root_cause": "r", "confidence": 0.9,
+            "edits": [{"path": path, "old": "", "new": "x = 1"}]});
+        let server = FakeServer::start(openai_reply(&answer.to_string()));
+        let repository = Arc::new(RecordingRepository {
+            inner: LocalRepository::new(fixture.repo.clone(), "main".to_string()),
+            asked: std::sync::Mutex::new(Vec::new()),
+        });
+        let knobs = Knobs {
+            repository: Some(repository.clone()),
+            ..Knobs::default()
+        };
+        let mut remediator = build_remediator(&fixture, &server, Api::OpenAi, knobs, &metrics);
+        remediator.observe(&crash_entry(&fixture.trace, "node-a"));
+        let store = IncidentStore::new(fixture.state.clone());
+        let incident = wait_until(&mut remediator, &store, |i| {
+            i.state == IncidentState::Rejected
+        })
+        .await;
+        let asked = repository.asked.lock().unwrap().clone();
+        assert!(
+            !asked.iter().any(|asked| asked == path),
+            "{path}: fetched before it was checked ({asked:?}); reason {:?}",
+            incident.reason
+        );
+        assert!(
+            asked
+                .iter()
+                .all(|asked| asked == "shop/cart.py" || asked == "main.py"),
+            "{path}: only the trace's own files are read: {asked:?}"
+        );
+        repo_untouched(&fixture);
+    }
 }

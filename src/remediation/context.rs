@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::repository::{RepositoryClient, RepositoryError};
+use super::validate::Validator;
 use crate::event::{Frame, StackTrace};
 
 /// Stack-trace path prefixes → repository path prefixes (`{ "/app/" = "" }`).
@@ -126,9 +127,13 @@ pub struct Snippet {
 
 /// Reads the snippets for `frames` (see [`frames_to_read`]) from the repository, in their
 /// order, within `budget`. Frames without a file are skipped.
+///
+/// A frame naming a file the validator denies (`.env`, keys, credential stores, CI) is
+/// skipped: the trace is untrusted log text, and a fix could never touch that file anyway.
 pub async fn gather(
     frames: &[&Frame],
     client: &dyn RepositoryClient,
+    validator: &Validator,
     path_map: &PathMap,
     base_path: &str,
     budget: ContextBudget,
@@ -147,6 +152,10 @@ pub async fn gather(
         let Some(path) = resolve(file, path_map, base_path, &files) else {
             continue;
         };
+        if let Err(reason) = validator.check_read_path(&path) {
+            tracing::debug!(%reason, "a frame's file is not read for context");
+            continue;
+        }
         if !lines.contains_key(&path) {
             if order.len() >= budget.max_files {
                 continue;
@@ -265,5 +274,88 @@ mod tests {
             resolve("/app/cart.py", &map, "services/shop", &files).as_deref(),
             Some("services/shop/cart.py")
         );
+    }
+
+    /// A repository of a few files that writes down which ones are read.
+    struct Recording {
+        files: Vec<(&'static str, &'static str)>,
+        read: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl RepositoryClient for Recording {
+        fn provider(&self) -> &'static str {
+            "local"
+        }
+
+        fn list_files(&self) -> super::super::repository::RepoFuture<'_, Vec<String>> {
+            let paths = self
+                .files
+                .iter()
+                .map(|(path, _)| path.to_string())
+                .collect();
+            Box::pin(async move { Ok(paths) })
+        }
+
+        fn get_file<'a>(
+            &'a self,
+            path: &'a str,
+        ) -> super::super::repository::RepoFuture<'a, Option<String>> {
+            self.read.lock().unwrap().push(path.to_string());
+            let content = self
+                .files
+                .iter()
+                .find(|(known, _)| *known == path)
+                .map(|(_, content)| content.to_string());
+            Box::pin(async move { Ok(content) })
+        }
+
+        fn create_change_request<'a>(
+            &'a self,
+            _request: &'a crate::remediation::ChangeRequest,
+        ) -> super::super::repository::RepoFuture<'a, crate::remediation::incident::ChangeRequestRef>
+        {
+            Box::pin(async { Err(RepositoryError::Other("read only".to_string())) })
+        }
+    }
+
+    /// A trace is untrusted text: a frame naming `.env`, a key or a credential store makes
+    /// tailfix read nothing of it (its secrets went into the prompt before).
+    #[tokio::test]
+    async fn files_a_fix_may_never_touch_are_never_read_for_context() {
+        let repository = Recording {
+            files: vec![
+                ("app/.env", "DB_PASS=hunter2"),
+                ("config/.ENV.production", "INTERNAL_KEY=abc"),
+                ("deploy/server.key", "-----BEGIN PRIVATE KEY-----"),
+                ("shop/cart.py", "def total():\n    return 1 / 0\n"),
+            ],
+            read: std::sync::Mutex::new(Vec::new()),
+        };
+        let frame = |file: &str| Frame {
+            file: Some(file.to_string()),
+            line: Some(1),
+            in_app: true,
+            ..Frame::default()
+        };
+        let frames = [
+            frame("/app/app/.env"),
+            frame("/app/config/.ENV.production"),
+            frame("/app/deploy/server.key"),
+            frame("/app/shop/cart.py"),
+        ];
+        let frames: Vec<&Frame> = frames.iter().collect();
+        let validator = Validator::new(crate::remediation::validate::Guard::default()).unwrap();
+        let snippets = gather(
+            &frames,
+            &repository,
+            &validator,
+            &PathMap::new([("/app/".to_string(), String::new())]),
+            "",
+            ContextBudget::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(*repository.read.lock().unwrap(), vec!["shop/cart.py"]);
+        assert_eq!(snippets.len(), 1);
     }
 }

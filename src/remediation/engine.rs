@@ -485,6 +485,7 @@ async fn analyse(config: &EngineConfig, services: &Services, incident: &Incident
             match context::gather(
                 &frames,
                 repository.as_ref(),
+                &services.validator,
                 &config.path_map,
                 &config.base_path,
                 config.budget,
@@ -533,6 +534,16 @@ async fn analyse(config: &EngineConfig, services: &Services, incident: &Incident
         Err(error) => return Outcome::Failed(format!("model request failed: {error}")),
     };
     let fix = response.fix;
+    // A model-chosen path is checked before it reaches the repository (a request with the
+    // token): `../../user`, a `#` or `?` in it, `.github/workflows/ci.yml` are never fetched.
+    for edit in &fix.edits {
+        if let Err(reason) = services.validator.check_change_path(&edit.path) {
+            return Outcome::Rejected {
+                reason: format!("the model's answer was rejected: {reason}"),
+                fix: Some(fix),
+            };
+        }
+    }
     let mut files = HashMap::new();
     for edit in &fix.edits {
         if files.contains_key(&edit.path) {

@@ -9,7 +9,8 @@
 //! 2. Every path is relative and normalized (no `..`, `.`, empty components, backslashes,
 //!    control characters or `.git/` in any case), inside `allow_paths`, and not denied: the
 //!    built-in [`BUILTIN_DENY`] list (CI definitions, lock files, any depth, any case), any path
-//!    containing `secret`, any component starting with `.env`, and the user's `deny_paths`.
+//!    containing `secret`, any component starting with `.env` (any case), and the user's
+//!    `deny_paths`. The same deny list decides which files may be read for context.
 //! 3. At most `max_files` distinct files.
 //! 4. The edits, in order, each on its file as the earlier edits left it:
 //!    * `old` is empty: the file is created; it must not exist and `new` must not be empty.
@@ -61,6 +62,55 @@ pub const BUILTIN_DENY: &[&str] = &[
     "Gemfile.lock",
     "composer.lock",
     "*.lock",
+    // CI and build scripts in their other common places, and what runs on a developer's
+    // machine at commit time.
+    ".ci/**",
+    ".drone.yml",
+    ".woodpecker/**",
+    ".woodpecker.yml",
+    "bitbucket-pipelines.yml",
+    "cloudbuild.yaml",
+    "cloudbuild.yml",
+    ".cirrus.yml",
+    "appveyor.yml",
+    ".appveyor.yml",
+    ".semaphore/**",
+    ".teamcity/**",
+    "buildspec.yml",
+    ".pre-commit-config.yaml",
+    ".husky/**",
+    ".githooks/**",
+    // Git's own metadata: attributes run filters, modules fetch other repositories.
+    ".gitattributes",
+    ".gitmodules",
+    ".gitconfig",
+    // Keys, certificates and credential stores: never read for context, never edited.
+    "*.pem",
+    "*.key",
+    "*.crt",
+    "*.cer",
+    "*.p12",
+    "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "*.kdbx",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    ".npmrc",
+    ".pypirc",
+    ".netrc",
+    ".pgpass",
+    ".htpasswd",
+    ".git-credentials",
+    ".docker/config.json",
+    ".aws/**",
+    ".ssh/**",
+    "credentials",
+    "credentials.*",
+    "*.tfstate",
+    "*.tfvars",
 ];
 
 /// `[remediation.guard]`: what a proposed fix may touch and how much.
@@ -243,9 +293,18 @@ impl Validator {
     }
 
     /// Whether `path` may be changed at all (shape, deny list, allow list): the check a
-    /// proposer repeats before anything is written.
+    /// proposer repeats before anything is written, and the engine before it reads a file a
+    /// model named.
     pub fn check_change_path(&self, path: &str) -> Result<(), String> {
         self.check_path(1, path)
+            .map_err(|rejection| rejection.to_string())
+    }
+
+    /// Whether `path` may be read to show a model (shape and deny list; `allow_paths` limits
+    /// edits, not reads): a file a fix may never touch (`.env`, keys, credential stores, CI
+    /// definitions) is never sent either, whatever a stack trace names.
+    pub fn check_read_path(&self, path: &str) -> Result<(), String> {
+        self.check_denied(1, path)
             .map_err(|rejection| rejection.to_string())
     }
 
@@ -340,18 +399,12 @@ impl Validator {
     }
 
     fn check_path(&self, edit: usize, path: &str) -> Result<(), Rejection> {
-        let bad = |reason| Rejection::BadPath {
-            edit,
-            path: path.to_string(),
-            reason,
-        };
-        let denied = |rule: String| Rejection::Denied {
-            edit,
-            path: path.to_string(),
-            rule,
-        };
         if let Some(reason) = malformed(path) {
-            return Err(bad(reason));
+            return Err(Rejection::BadPath {
+                edit,
+                path: path.to_string(),
+                reason,
+            });
         }
         if let Some(allow) = &self.allow
             && !allow.is_match(path)
@@ -361,6 +414,23 @@ impl Validator {
                 path: path.to_string(),
             });
         }
+        self.check_denied(edit, path)
+    }
+
+    /// Shape and deny list.
+    fn check_denied(&self, edit: usize, path: &str) -> Result<(), Rejection> {
+        let denied = |rule: String| Rejection::Denied {
+            edit,
+            path: path.to_string(),
+            rule,
+        };
+        if let Some(reason) = malformed(path) {
+            return Err(Rejection::BadPath {
+                edit,
+                path: path.to_string(),
+                reason,
+            });
+        }
         if let Some(&index) = self.deny.matches(path).first() {
             let pattern = self.deny_patterns.get(index).map_or("", String::as_str);
             return Err(denied(format!("`{pattern}`")));
@@ -368,10 +438,11 @@ impl Validator {
         if path.to_ascii_lowercase().contains("secret") {
             return Err(denied("the path contains `secret`".to_string()));
         }
-        if path
-            .split('/')
-            .any(|component| component.starts_with(".env"))
-        {
+        if path.split('/').any(|component| {
+            component
+                .get(..4)
+                .is_some_and(|start| start.eq_ignore_ascii_case(".env"))
+        }) {
             return Err(denied("a `.env*` file".to_string()));
         }
         Ok(())

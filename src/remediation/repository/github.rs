@@ -400,7 +400,11 @@ impl RepositoryClient for GitHubRepository {
 
     fn get_file<'a>(&'a self, path: &'a str) -> RepoFuture<'a, Option<String>> {
         Box::pin(async move {
-            let route = self.route(&format!("contents/{path}?ref={}", self.branch));
+            let route = self.route(&format!(
+                "contents/{}?ref={}",
+                super::url_path(path)?,
+                super::percent_encode(&self.branch)
+            ));
             let reply = self.call("GET", &route, None).await?;
             match reply.status {
                 404 => Ok(None),

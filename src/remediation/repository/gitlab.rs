@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+// `owner/name`, a file path or a branch as GitLab wants it in a path: URL-encoded whole.
+use super::percent_encode as encode;
 use super::{RepoFuture, RepositoryClient, RepositoryError};
 use crate::remediation::incident::ChangeRequestRef;
 use crate::remediation::{ChangeRequest, Operation, proposal};
@@ -21,18 +23,6 @@ pub struct GitLabRepository {
     project: String,
     token: String,
     branch: String,
-}
-
-/// `owner/name` as GitLab wants it in a path: URL-encoded.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (byte as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 impl GitLabRepository {
@@ -263,7 +253,8 @@ impl RepositoryClient for GitLabRepository {
         Box::pin(async move {
             let url = self.url(&format!(
                 "repository/files/{}/raw?ref={}",
-                encode(path),
+                // Checked first: GitLab decodes `%2F`, so `..` segments would still count.
+                encode(&super::url_path(path).map(|_| path)?),
                 encode(&self.branch)
             ));
             let (status, text) = self.call(reqwest::Method::GET, &url, None).await?;

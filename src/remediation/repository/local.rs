@@ -315,6 +315,7 @@ impl RepositoryClient for LocalRepository {
 
     fn get_file<'a>(&'a self, path: &'a str) -> RepoFuture<'a, Option<String>> {
         Box::pin(async move {
+            super::url_path(path)?;
             let commit = self.base_commit().await?;
             let object = format!("{commit}:{path}");
             // `cat-file -e` tells a missing file from a failing git.

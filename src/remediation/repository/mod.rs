@@ -13,6 +13,44 @@ use std::pin::Pin;
 use super::ChangeRequest;
 use super::incident::ChangeRequestRef;
 
+/// A repository-relative path as the segments of a URL path, each percent-encoded, after
+/// checking its shape: a path comes from a stack trace or a model's answer, and must never
+/// change a request's route or query (`../../user`, `%2e%2e`, a `#` or `?` in it).
+pub fn url_path(path: &str) -> Result<String, RepositoryError> {
+    let bad = |reason: &str| RepositoryError::Other(format!("refusing path `{path}`: {reason}"));
+    if path.is_empty() || path.starts_with('/') {
+        return Err(bad("not a relative path"));
+    }
+    if path.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(bad("control character or backslash"));
+    }
+    let mut encoded = String::with_capacity(path.len());
+    for (index, segment) in path.split('/').enumerate() {
+        if matches!(segment, "" | "." | "..") {
+            return Err(bad("empty, `.` or `..` segment"));
+        }
+        if index > 0 {
+            encoded.push('/');
+        }
+        encoded.push_str(&percent_encode(segment));
+    }
+    Ok(encoded)
+}
+
+/// Every byte but RFC 3986's unreserved characters as `%XX` (so `/` too: a whole value).
+pub fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                encoded.push(byte as char)
+            }
+            other => encoded.push_str(&format!("%{other:02X}")),
+        }
+    }
+    encoded
+}
+
 /// What a repository operation returns, boxed so the trait can be used as `dyn`.
 pub type RepoFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, RepositoryError>> + Send + 'a>>;
 
@@ -60,4 +98,31 @@ pub fn request_parts(request: &ChangeRequest) -> (String, String) {
             .to_string()
     };
     (text("fingerprint"), text("commit_message"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_never_changes_the_route_or_query() {
+        assert_eq!(url_path("src/app/cart.py").unwrap(), "src/app/cart.py");
+        assert_eq!(
+            url_path("src/a b/x#y?ref=evil&z.py").unwrap(),
+            "src/a%20b/x%23y%3Fref%3Devil%26z.py"
+        );
+        assert_eq!(url_path("%2e%2e/user").unwrap(), "%252e%252e/user");
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../../user",
+            "a/../b",
+            "a//b",
+            "./a",
+            "a\\b",
+            "a\nb",
+        ] {
+            assert!(url_path(bad).is_err(), "{bad:?}");
+        }
+    }
 }
