@@ -254,7 +254,7 @@ impl RepositoryClient for GitLabRepository {
             let url = self.url(&format!(
                 "repository/files/{}/raw?ref={}",
                 // Checked first: GitLab decodes `%2F`, so `..` segments would still count.
-                encode(&super::url_path(path).map(|_| path)?),
+                encode(super::url_path(path).map(|_| path)?),
                 encode(&self.branch)
             ));
             let (status, text) = self.call(reqwest::Method::GET, &url, None).await?;
