@@ -104,10 +104,17 @@ pub const BUILTIN_KINDS: &[&str] = &[
     "email",
 ];
 
-/// Key names whose value is a credential in `key=value` and `"key": "value"` pairs. A key that
-/// ends with one of them counts too (`db_password`, `client_secret`, `refresh_token`,
-/// `x-api-key`), one that merely contains it does not (`passwordless`, `tokens`, `tokenizer`).
-const PAIR_KEYS: &str = r"(?:password|passwd|pwd|secret|secret[_-]?key|private[_-]?key|api[_-]?key|access[_-]?key|token)";
+/// Key names whose value is a credential in `key=value`, `"key": "value"` and YAML `key: value`
+/// pairs, in code, config files and log text alike. A key that ends with one of the long words
+/// counts too (`db_password`, `client_secret`, `refresh_token`, `x-api-key`), one that merely
+/// contains it does not (`passwordless`, `tokens`, `tokenizer`). The short words count as the
+/// last part of a compound name only (`DB_PASS`, `smtp_pass`, `INTERNAL_KEY`, not `bypass`,
+/// `monkey`), and `pass` alone.
+const PAIR_KEYS: &str = concat!(
+    r"\b(?:[A-Za-z0-9_.-]*(?:password|passwd|passphrase|pwd|secret|secret[_-]?key|private[_-]?key",
+    r"|api[_-]?key|access[_-]?key|token|credentials?)",
+    r"|[A-Za-z0-9.-]*[A-Za-z0-9][_.-](?:pass|key)|pass)"
+);
 
 /// The value of a pair: quoted (with the quote's escapes), or bare up to a separator of
 /// logfmt, query strings, connection strings and `toString()` output.
@@ -225,12 +232,16 @@ fn builtin_rules() -> Vec<(&'static str, String, Option<Accept>)> {
             "password",
             concat!(
                     // key=value (logfmt, query strings, `Pwd=` of ODBC connection strings)
-                    r#"(?i:[A-Za-z0-9_.-]*{keys})[ \t]*=[ \t]*{value}"#,
+                    r#"(?i:{keys})[ \t]*=[ \t]*{value}"#,
                     // "key": "value", and the same escaped inside a JSON string
-                    r#"|"(?i:[A-Za-z0-9_.-]*{keys})"\s*:\s*"((?:[^"\\]|\\.)+)""#,
-                    r#"|\\"(?i:[A-Za-z0-9_.-]*{keys})\\"\s*:\s*\\"((?:[^"\\]|\\[^"])+)\\""#,
+                    r#"|"(?i:{keys})"\s*:\s*"((?:[^"\\]|\\.)+)""#,
+                    r#"|\\"(?i:{keys})\\"\s*:\s*\\"((?:[^"\\]|\\[^"])+)\\""#,
                     // Python's repr of a dict: 'key': 'value'
-                    r#"|'(?i:[A-Za-z0-9_.-]*{keys})'\s*:\s*'((?:[^'\\]|\\.)+)'"#,
+                    r#"|'(?i:{keys})'\s*:\s*'((?:[^'\\]|\\.)+)'"#,
+                    // YAML and `key: value` config lines: one token (or a quoted string) to the
+                    // end of the line, so prose ("Password: must be at least 12 characters")
+                    // is left alone
+                    r#"|(?m:^[ \t]*(?:-[ \t]+)?(?i:{keys})[ \t]*:[ \t]+(?:"([^"\n]+)"|'([^'\n]+)'|([^\s#"'][^\s#]*))[ \t]*(?:\#[^\n]*)?$)"#,
                     // HTTP headers, also as dumped in JSON; prose ("authorization: denied")
                     // is too short to be a credential
                     r#"|(?i:\b(?:authorization|proxy-authorization|x-api-key|x-auth-token|x-access-token))\\?"?\s*:\s*\\?"?(?i:(?:bearer|basic|token|digest)\s+)?([^\s"'\\,;]{8,})"#,
@@ -589,6 +600,16 @@ VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n\
         ),
         (
             "password",
+            "DB_HOST=db1\nDB_PASS=s3cr3t-Pa55\nINTERNAL_KEY=a1b2c3d4e5\nexport SMTP_PASSWORD='x y z'",
+            "DB_HOST=db1\nDB_PASS=[REDACTED:password]\nINTERNAL_KEY=[REDACTED:password]\nexport SMTP_PASSWORD='[REDACTED:password]'",
+        ),
+        (
+            "password",
+            "database:\n  host: db1\n  password: hunter2 # rotated monthly\nmail:\n  smtp_pass: \"p@ss word\"\n  api_key: 'k-123'\n  - token: abc.def\n",
+            "database:\n  host: db1\n  password: [REDACTED:password] # rotated monthly\nmail:\n  smtp_pass: \"[REDACTED:password]\"\n  api_key: '[REDACTED:password]'\n  - token: [REDACTED:password]\n",
+        ),
+        (
+            "password",
             "level=error msg=\"login failed\" user=alice password=hunter2 attempt=3",
             "level=error msg=\"login failed\" user=alice password=[REDACTED:password] attempt=3",
         ),
@@ -682,6 +703,9 @@ VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n\
             "request 3fa85f64-5717-4562-b3fc-2c963f66afa6 took 12ms",
             "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9 is not a token without dots",
             "loaded passwordless=true tokenizer=bpe max_tokens=4096",
+            "firewall bypass=false monkey=3 turnkey=yes",
+            "hint: password must be set",
+            "cache: key lookup took 3ms",
             "git@github.com:acme/shop.git: Permission denied (publickey)",
             "GET /static/icon@2x.png 304",
             "installed lodash@4.17.21 and @types/node@20.1.0",
