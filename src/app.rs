@@ -1,7 +1,6 @@
 //! `tailfix run`: starts the API and the pipeline, waits for SIGTERM/SIGINT (or for every
 //! component to finish on its own), then drains within `[agent].shutdown_timeout`.
 
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
@@ -132,8 +131,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let api_shutdown = CancellationToken::new();
     let api_task = if config.global.api.enabled {
         let address = config.global.api.address;
-        let listener = TcpListener::bind(address)
-            .await
+        let listener = crate::listen::tcp_listener(address)
             .map_err(|source| RunError::Api { address, source })?;
         tracing::info!(%address, "API listening");
         let router = api::router(ApiState {

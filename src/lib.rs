@@ -8,8 +8,8 @@
 //! fails, naming the file and line, on an upward import, a cycle, or a module missing from it.
 //! Listed from the bottom:
 //!
-//! 1. `time`, `error`, `http` — foundations: timestamps, the seed's error types, the one HTTP
-//!    client (TLS installed once, at start)
+//! 1. `time`, `error`, `http`, `listen` — foundations: timestamps, the seed's error types, the
+//!    one HTTP client (TLS installed once, at start), TCP listeners
 //! 2. `event`, `settings`, `metrics` — data: the event model (entries, values, stack traces),
 //!    plain config value types, the Prometheus collector
 //! 3. `parse`, `framing`, `multiline`, `fingerprint` — pure functions on bytes and entries: no
@@ -38,6 +38,7 @@ pub mod framing;
 pub mod health;
 pub mod http;
 pub mod ingest;
+pub mod listen;
 pub mod metrics;
 pub mod multiline;
 pub mod nodes;

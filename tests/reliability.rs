@@ -254,3 +254,146 @@ inputs = ["in"]
     assert_eq!(status, 403);
     agent.stop();
 }
+
+/// The listen backlog of a port, as `ss` shows it for a listening socket (its Send-Q).
+fn listen_backlog(port: u16) -> u32 {
+    let output = Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{port}")])
+        .output()
+        .expect("run ss (iproute2)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.split_whitespace()
+        .nth(2)
+        .and_then(|send_q| send_q.parse().ok())
+        .unwrap_or_else(|| panic!("no listening socket on {port}: {text}"))
+}
+
+/// Connections are bounded: idle raw TCP connections are closed after `idle_timeout`, at most
+/// `max_connections` are served at once (the rest wait in a backlog deep enough for bursts),
+/// and the API keeps answering through a flood of them. 20,000 idle connections exhausted the
+/// descriptors and `/health` went silent for 13 s before.
+#[test]
+fn connection_floods_are_bounded_and_health_keeps_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_port();
+    let tcp = free_port();
+    let out = dir.path().join("out.log");
+    let config = format!(
+        r#"
+[agent]
+data_dir = "data"
+[api]
+address = "127.0.0.1:{api}"
+[sources.raw]
+type = "socket"
+address = "127.0.0.1:{tcp}"
+max_connections = 50
+idle_timeout = "1s"
+[sinks.out]
+type = "file"
+inputs = ["raw"]
+path = "{out}"
+encoding = "text"
+"#,
+        out = out.display()
+    );
+    let mut agent = Agent::start(dir.path(), &config, api);
+    let minimum = 1024.min(
+        std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(1024),
+    );
+    assert!(
+        listen_backlog(tcp) >= minimum,
+        "source backlog {}",
+        listen_backlog(tcp)
+    );
+    assert!(
+        listen_backlog(api) >= minimum,
+        "API backlog {}",
+        listen_backlog(api)
+    );
+
+    // 500 idle connections: 50 served, the rest queued; each is closed once idle for 1 s.
+    let idle: Vec<std::net::TcpStream> = (0..500)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", tcp)).unwrap())
+        .collect();
+    let (status, _) = common::http_get(api, "/health").unwrap();
+    assert_eq!(status, 200);
+    let closed_by_agent = |mut stream: &std::net::TcpStream| {
+        use std::io::Read;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        matches!(stream.read(&mut byte), Ok(0) | Err(_))
+    };
+    assert!(closed_by_agent(&idle[0]), "an idle connection is closed");
+    assert!(
+        closed_by_agent(&idle[499]),
+        "a queued idle connection is served, then closed"
+    );
+    assert!(
+        agent.metric(
+            "tailfix_component_errors_total",
+            &[("component_id", "raw"), ("error_type", "connection_limit")]
+        ) >= 1.0
+    );
+
+    // Then a client that sends is served.
+    let mut writer = std::net::TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    writer.write_all(b"after the flood\n").unwrap();
+    drop(writer);
+    assert_eq!(
+        common::wait_for_lines(&out, 1, Duration::from_secs(30)),
+        vec!["after the flood"]
+    );
+    agent.stop();
+}
+
+/// An HTTP client that never finishes its request head is disconnected (3,000 such
+/// connections were kept for ever before).
+#[test]
+fn a_request_head_that_never_ends_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_port();
+    let config = format!(
+        r#"
+[agent]
+data_dir = "data"
+[api]
+address = "127.0.0.1:{api}"
+[sources.in]
+type = "socket"
+address = "127.0.0.1:{tcp}"
+[sinks.out]
+type = "blackhole"
+inputs = ["in"]
+"#,
+        tcp = free_port()
+    );
+    let mut agent = Agent::start(dir.path(), &config, api);
+    let mut slow: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", api)).unwrap();
+            stream
+                .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                .unwrap();
+            stream
+        })
+        .collect();
+    let (status, _) = common::http_get(api, "/health").unwrap();
+    assert_eq!(status, 200, "the API answers others meanwhile");
+    for stream in &mut slow {
+        use std::io::Read;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut answer = Vec::new();
+        // Closed by the agent (possibly after a 408 answer), not by this read's timeout.
+        let result = stream.read_to_end(&mut answer);
+        assert!(result.is_ok(), "{result:?}");
+    }
+    agent.stop();
+}

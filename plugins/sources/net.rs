@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
@@ -20,6 +20,7 @@ use crate::component::{BuildError, ComponentError, SourceContext};
 use crate::framing::{Frame, StreamFramer, without_terminator};
 use crate::multiline::MultilineConfig;
 use crate::parse::format::Format;
+use crate::settings::ConfigDuration;
 
 /// How long a busy UDP socket is left to fill before it is drained again: at 100,000 datagrams
 /// a second, a wake-up for every hundred rather than for each (the kernel's buffer holds far
@@ -32,12 +33,27 @@ const MAX_DATAGRAM: usize = 65_536;
 /// about 200 bytes while it waits in a queue, not the 64 KiB buffer it was received into.
 const DATAGRAM_CHUNK_BYTES: usize = 1 << 20;
 
+/// A TCP connection that sends nothing for this long is closed (config `idle_timeout`; `0s`
+/// never closes): idle connections hold a descriptor each, and enough of them starve the
+/// agent of descriptors for everything else.
+pub fn default_idle_timeout() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(300))
+}
+
+/// Connections one TCP source serves at once (config `max_connections`); beyond, new clients
+/// wait in the listen backlog until one closes.
+pub fn default_max_connections() -> usize {
+    4096
+}
+
 /// How a TCP source frames and parses each connection.
 #[derive(Clone)]
 pub struct TcpOptions {
     pub framer: StreamFramer,
     pub format: Format,
+    /// `None`: never close an idle connection.
     pub idle_timeout: Option<Duration>,
+    pub max_connections: usize,
     pub tls: Option<TlsAcceptor>,
     /// Stack-trace joining of lines, per connection.
     pub multiline: MultilineConfig,
@@ -86,17 +102,26 @@ pub async fn serve_tcp(
     options: TcpOptions,
     cx: SourceContext,
 ) -> Result<(), ComponentError> {
-    let listener = TcpListener::bind(address)
-        .await
+    let listener = crate::listen::tcp_listener(address)
         .map_err(|error| ComponentError::io(format!("cannot listen on tcp://{address}"), error))?;
+    let max_connections = options.max_connections.max(1);
+    let mut at_limit = false;
     tracing::info!(component_id = %cx.id, %address, tls = options.tls.is_some(), "listening on TCP");
     cx.health.running();
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             _ = cx.shutdown.cancelled() => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => match accepted {
+            Some(_) = connections.join_next(), if !connections.is_empty() => {
+                at_limit = false;
+            }
+            // At the limit, clients wait in the backlog until a connection closes.
+            _ = std::future::ready(()), if connections.len() >= max_connections && !at_limit => {
+                at_limit = true;
+                cx.metrics.error("connection_limit");
+                tracing::warn!(component_id = %cx.id, max_connections, "connection limit reached; new clients wait");
+            }
+            accepted = listener.accept(), if connections.len() < max_connections => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let batcher = LineBatcher::new(cx.id.clone(), cx.node_id.clone(), cx.metrics.clone(), options.format)

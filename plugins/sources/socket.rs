@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 
 use super::default_max_line_bytes;
-use super::net::{Datagram, TcpOptions, serve_tcp, serve_udp};
+use super::net::{
+    Datagram, TcpOptions, default_idle_timeout, default_max_connections, serve_tcp, serve_udp,
+};
 use crate::component::{
     BuildContext, BuildError, ComponentFuture, Resource, Source, SourceConfig, SourceContext,
 };
@@ -50,9 +52,12 @@ pub struct SocketConfig {
     /// `{ start_pattern = "regex", timeout = "1s" }`.
     #[serde(default)]
     pub multiline: MultilineConfig,
-    /// TCP: close a connection that sends nothing for this long (default: never).
-    #[serde(default)]
-    pub idle_timeout: Option<ConfigDuration>,
+    /// TCP: close a connection that sends nothing for this long (default 5m; `0s`: never).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: ConfigDuration,
+    /// TCP: connections served at once; beyond, new clients wait until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// UDP: kernel receive buffer to ask for, in bytes (bursts beyond it are dropped by the
     /// kernel, and counted).
     #[serde(default = "default_receive_buffer_bytes")]
@@ -88,7 +93,8 @@ impl Source for SocketSource {
                 TcpOptions {
                     framer: StreamFramer::lines(config.max_line_bytes),
                     format: config.format,
-                    idle_timeout: config.idle_timeout.map(|timeout| timeout.0),
+                    idle_timeout: Some(config.idle_timeout.0).filter(|t| !t.is_zero()),
+                    max_connections: config.max_connections,
                     tls: None,
                     multiline: config.multiline.clone(),
                     message_multiline: MultilineConfig::None,

@@ -4,11 +4,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::net::{Datagram, TcpOptions, serve_tcp, serve_udp, tls_acceptor};
+use super::net::{
+    Datagram, TcpOptions, default_idle_timeout, default_max_connections, serve_tcp, serve_udp,
+    tls_acceptor,
+};
 use super::socket::{SocketMode, default_receive_buffer_bytes};
 use crate::component::{
     BuildContext, BuildError, ComponentFuture, Resource, Source, SourceConfig, SourceContext,
@@ -37,9 +39,12 @@ pub struct SyslogConfig {
     /// connection goes on with the next message.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,
-    /// TCP: close a connection that sends nothing for this long.
+    /// TCP: close a connection that sends nothing for this long (default 5m; `0s`: never).
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: ConfigDuration,
+    /// TCP: connections served at once; beyond, new clients wait until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// TCP: serve TLS with this certificate and key.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -58,10 +63,6 @@ fn default_mode() -> SocketMode {
 
 fn default_max_message_bytes() -> usize {
     64 * 1024
-}
-
-fn default_idle_timeout() -> ConfigDuration {
-    ConfigDuration(Duration::from_secs(300))
 }
 
 impl SourceConfig for SyslogConfig {
@@ -98,7 +99,8 @@ impl Source for SyslogSource {
                 TcpOptions {
                     framer: StreamFramer::detect(config.max_message_bytes),
                     format: Format::Syslog,
-                    idle_timeout: Some(config.idle_timeout.0),
+                    idle_timeout: Some(config.idle_timeout.0).filter(|t| !t.is_zero()),
+                    max_connections: config.max_connections,
                     tls: self.tls,
                     multiline: MultilineConfig::None,
                     message_multiline: config.multiline.clone(),
