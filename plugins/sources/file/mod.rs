@@ -23,14 +23,13 @@
 mod checkpoints;
 mod discovery;
 mod following;
-pub mod pod_labels;
 mod reading;
 mod rotation;
 mod tailed;
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,6 +43,7 @@ use super::default_max_line_bytes;
 use crate::component::{
     BuildContext, BuildError, ComponentError, ComponentFuture, Source, SourceConfig, SourceContext,
 };
+use crate::event::LogEntry;
 use crate::metrics::{ComponentMetrics, FileMetricFamilies};
 use crate::multiline::MultilineConfig;
 use crate::parse::format::Format;
@@ -93,22 +93,20 @@ pub struct FileConfig {
     /// Checkpoints of files not seen for this long are forgotten.
     #[serde(default = "default_forget_after")]
     pub forget_after: ConfigDuration,
-    /// Set by `kubernetes_logs`: entries get their pod's metadata from the path.
-    #[serde(skip)]
-    pub kubernetes: bool,
-    /// Set by `kubernetes_logs` with `enrich = true`: where to look up pod labels.
-    #[serde(skip)]
-    pub pod_labels: Option<PodLabelsConfig>,
 }
 
-/// The Kubernetes API server and credentials for pod labels.
-#[derive(Debug, Clone)]
-pub struct PodLabelsConfig {
-    pub api_server: String,
-    pub token_file: PathBuf,
-    pub ca_file: Option<PathBuf>,
-    pub ttl: Duration,
+/// What a source built on this one adds to each entry, knowing only the file it came from
+/// (`kubernetes_logs` supplies one).
+///
+/// Called on the reading thread for every entry, after `metadata.file` and `metadata.stream`
+/// are set and before the entry is batched: it may block (a lookup), but every file waits.
+pub trait Enricher: Send {
+    fn enrich(&mut self, path: &Path, entry: &mut LogEntry);
 }
+
+/// Makes a source's `Enricher` when it starts running (on the runtime, so it may keep
+/// `Handle::current()` for blocking lookups from the reading thread).
+pub type Enrichment = Arc<dyn Fn() -> Box<dyn Enricher> + Send + Sync>;
 
 fn default_scan_interval() -> ConfigDuration {
     ConfigDuration(Duration::from_secs(1))
@@ -124,6 +122,17 @@ fn default_forget_after() -> ConfigDuration {
 
 impl SourceConfig for FileConfig {
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Source>, BuildError> {
+        self.build_enriched(cx, None)
+    }
+}
+
+impl FileConfig {
+    /// The source, with what a source built on this one adds to each entry.
+    pub fn build_enriched(
+        &self,
+        cx: &BuildContext<'_>,
+        enrichment: Option<Enrichment>,
+    ) -> Result<Box<dyn Source>, BuildError> {
         if self.include.is_empty() {
             return Err(BuildError(
                 "`include` must name at least one pattern".to_string(),
@@ -138,6 +147,7 @@ impl SourceConfig for FileConfig {
             base,
             shutdown_timeout: cx.global.agent.shutdown_timeout.0,
             families: cx.metrics.files().clone(),
+            enrichment,
         }))
     }
 }
@@ -147,6 +157,7 @@ struct FileSource {
     base: PathBuf,
     shutdown_timeout: Duration,
     families: FileMetricFamilies,
+    enrichment: Option<Enrichment>,
 }
 
 impl Source for FileSource {
@@ -194,7 +205,7 @@ struct Tailer {
     /// Checkpoint rows to delete with the next write.
     forget: Vec<String>,
     next_serial: u64,
-    pod_labels: Option<pod_labels::PodLabels>,
+    enricher: Option<Box<dyn Enricher>>,
     acks: flume::Receiver<Ack>,
     ack_sender: flume::Sender<Ack>,
     last_persist: Instant,
@@ -208,17 +219,7 @@ impl Tailer {
         handle: tokio::runtime::Handle,
     ) -> Self {
         let (ack_sender, acks) = flume::unbounded();
-        let pod_labels = source.config.pod_labels.as_ref().and_then(|labels| {
-            pod_labels::PodLabels::new(
-                &labels.api_server,
-                labels.token_file.clone(),
-                labels.ca_file.clone(),
-                labels.ttl,
-                handle.clone(),
-            )
-            .map_err(|error| tracing::warn!(%error, "pod labels unavailable"))
-            .ok()
-        });
+        let enricher = source.enrichment.as_ref().map(|make| make());
         let id: &str = &cx.id;
         Tailer {
             files_watched: source.families.watched.with_label_values(&[id]),
@@ -246,7 +247,7 @@ impl Tailer {
             closed: Vec::new(),
             forget: Vec::new(),
             next_serial: 0,
-            pod_labels,
+            enricher,
             acks,
             ack_sender,
             last_persist: Instant::now(),

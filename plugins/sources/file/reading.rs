@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::checkpoints::Ack;
-use super::pod_labels;
 use super::tailed::{ReadEnd, identity_of, is_inode_key};
 use super::{FileConfig, Tailer};
 use crate::event::{LogEntry, Value};
@@ -171,8 +170,8 @@ impl Tailer {
                     &node_id,
                     read_at,
                 );
-                if let Some(pod_labels) = self.pod_labels.as_mut() {
-                    add_pod_labels(pod_labels, &mut entry);
+                if let Some(enricher) = self.enricher.as_mut() {
+                    enricher.enrich(&file.path, &mut entry);
                 }
                 entries.push(entry);
             }
@@ -247,44 +246,5 @@ fn entry_from(
     if let Some(stream) = stream {
         entry.metadata.insert("stream", stream.as_str());
     }
-    if config.kubernetes {
-        pod_metadata(path, &mut entry.metadata);
-    }
     entry
-}
-
-/// `metadata.labels` of the entry's pod, when it has a namespace and pod.
-fn add_pod_labels(pod_labels: &mut pod_labels::PodLabels, entry: &mut LogEntry) {
-    let text = |key: &str| {
-        entry
-            .metadata
-            .get(key)
-            .and_then(Value::as_str_lossy)
-            .map(|t| t.into_owned())
-    };
-    let (Some(namespace), Some(pod)) = (text("namespace"), text("pod")) else {
-        return;
-    };
-    if let Some(labels) = pod_labels.labels(&namespace, &pod) {
-        entry.metadata.insert("labels", Value::Map(labels));
-    }
-}
-
-/// `namespace`, `pod`, `pod_uid` and `container` from a kubelet log path:
-/// `…/<namespace>_<pod>_<uid>/<container>/<restart>.log`.
-fn pod_metadata(path: &[u8], metadata: &mut crate::event::Metadata) {
-    let text = String::from_utf8_lossy(path);
-    let parts: Vec<&str> = text.rsplit('/').take(3).collect();
-    let [_file, container, pod_dir] = parts[..] else {
-        return;
-    };
-    let mut fields = pod_dir.splitn(3, '_');
-    let (Some(namespace), Some(pod), Some(uid)) = (fields.next(), fields.next(), fields.next())
-    else {
-        return;
-    };
-    metadata.insert("namespace", namespace.to_string());
-    metadata.insert("pod", pod.to_string());
-    metadata.insert("pod_uid", uid.to_string());
-    metadata.insert("container", container.to_string());
 }
