@@ -18,9 +18,11 @@
 //! Here: the config, and the top of the loop. The rest, by concern: `discovery` (globs and file
 //! events), `following` (a path found becomes a stream; a finished stream is closed), `reading`
 //! (read, join, make entries, send), `rotation` (rename, copytruncate, copies followed),
-//! `checkpoints` (acknowledgements and state store writes), `tailed` (one followed file).
+//! `checkpoints` (acknowledgements and state store writes), `tailed` (one followed file),
+//! `container` (CRI and Docker records, per stream).
 
 mod checkpoints;
+mod container;
 mod discovery;
 mod following;
 mod reading;
