@@ -5,16 +5,25 @@
 //! stdout and stderr are assembled apart (they never mix, unlike Fluent Bit's CRI parser),
 //! stack traces are joined per container stream (`multiline = "auto"`), and each entry gets
 //! `metadata.namespace`, `pod`, `pod_uid`, `container` and `stream`.
+//!
+//! What is Kubernetes' stays here: the pod's metadata from the log path (`pod_metadata`), its
+//! labels from the API server (`pod_labels`, with `enrich = true`). The file source knows none
+//! of it: it calls the `Pods` enricher this source gives it for every entry, with the path.
 
+mod pod_labels;
+mod pod_metadata;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use self::pod_labels::PodLabels;
 use super::default_max_line_bytes;
-use std::path::PathBuf;
-
-use super::file::{FileConfig, PodLabelsConfig, ReadFrom};
+use super::file::{Enricher, Enrichment, FileConfig, ReadFrom};
 use crate::component::{BuildContext, BuildError, Source, SourceConfig};
+use crate::event::{LogEntry, Value};
 use crate::multiline::MultilineConfig;
 use crate::parse::format::Format;
 use crate::settings::ConfigDuration;
@@ -79,14 +88,60 @@ impl SourceConfig for KubernetesLogsConfig {
             scan_interval: ConfigDuration(Duration::from_secs(1)),
             partial_line_timeout: ConfigDuration(Duration::from_secs(1)),
             forget_after: ConfigDuration(Duration::from_secs(24 * 3600)),
-            kubernetes: true,
-            pod_labels: self.enrich.then(|| PodLabelsConfig {
-                api_server: self.api_server.clone(),
-                token_file: self.token_file.clone(),
-                ca_file: Some(self.ca_file.clone()),
-                ttl: self.labels_ttl.0,
-            }),
         };
-        file.build(cx)
+        let config = self.clone();
+        let enrichment: Enrichment = Arc::new(move || Box::new(Pods::new(&config)));
+        file.build_enriched(cx, Some(enrichment))
+    }
+}
+
+/// Adds each entry's pod metadata (from the path) and, with `enrich = true`, its pod's labels.
+struct Pods {
+    labels: Option<PodLabels>,
+}
+
+impl Pods {
+    /// Called as the source starts, on the runtime: lookups block on its handle.
+    fn new(config: &KubernetesLogsConfig) -> Self {
+        let labels = if config.enrich {
+            PodLabels::new(
+                &config.api_server,
+                config.token_file.clone(),
+                Some(config.ca_file.clone()),
+                config.labels_ttl.0,
+                tokio::runtime::Handle::current(),
+            )
+            .map_err(|error| tracing::warn!(%error, "pod labels unavailable"))
+            .ok()
+        } else {
+            None
+        };
+        Pods { labels }
+    }
+}
+
+impl Enricher for Pods {
+    fn enrich(&mut self, path: &Path, entry: &mut LogEntry) {
+        pod_metadata::pod_metadata(path, &mut entry.metadata);
+        if let Some(pod_labels) = self.labels.as_mut() {
+            add_pod_labels(pod_labels, entry);
+        }
+    }
+}
+
+/// `metadata.labels` of the entry's pod, when it has a namespace and pod.
+fn add_pod_labels(pod_labels: &mut PodLabels, entry: &mut LogEntry) {
+    let text = |key: &str| {
+        entry
+            .metadata
+            .get(key)
+            .and_then(Value::as_str_lossy)
+            .map(|t| t.into_owned())
+    };
+    let (Some(namespace), Some(pod)) = (text("namespace"), text("pod")) else {
+        return;
+    };
+    if let Some(labels) = pod_labels.labels(&namespace, &pod) {
+        entry.metadata.insert("labels", Value::Map(labels));
     }
 }
