@@ -210,26 +210,37 @@ fn kill_9_at_random_moments_loses_nothing_and_duplicates_stay_bounded() {
     }
     let api = free_port();
     let config = file_to_file(api, std::slice::from_ref(&input), &out, "");
-    // A simple deterministic generator for the kill moments (no rand dependency).
+    // The kill moments: one in each seventh of the file, at a pseudo-random point within it
+    // (a deterministic generator, no rand dependency). Chosen by progress, not by time, so a
+    // faster agent is still killed mid-file six times.
     let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next_delay = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        Duration::from_millis(80 + seed % 250)
-    };
+    let mut targets: Vec<u64> = (1..=6)
+        .map(|seventh| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            total * seventh / 7 + seed % (total / 14)
+        })
+        .collect();
+    targets.reverse();
+    // Output lines are all as long as the input's: progress is the file's size.
+    let line_bytes = format!("line {:08} {}\n", 0, "x".repeat(40)).len() as u64;
+    let delivered = || std::fs::metadata(&out).map_or(0, |m| m.len() / line_bytes);
     let mut kills = 0;
     let mut delivered_before_kill = Vec::new();
-    while kills < 6 {
+    while let Some(target) = targets.pop() {
         let mut agent = Agent::start(dir.path(), &config, api);
-        std::thread::sleep(next_delay());
-        let delivered = read_lines(&out).len() as u64;
-        if delivered >= total {
-            break;
+        let started = std::time::Instant::now();
+        while delivered() < target && started.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(1));
         }
         agent.signal("KILL");
         agent.wait_exit(Duration::from_secs(10));
-        delivered_before_kill.push(delivered);
+        let at_kill = delivered();
+        if at_kill >= total {
+            break;
+        }
+        delivered_before_kill.push(at_kill);
         kills += 1;
     }
     let mut agent = Agent::start(dir.path(), &config, api);
