@@ -141,6 +141,9 @@ pub struct SourceContext {
 pub struct SinkContext {
     pub id: Arc<str>,
     pub input: Input,
+    /// Cancelled when the agent starts to stop. A sink still drains its input after it; a sink
+    /// that is failing and retrying gives up then, counting what it could not deliver.
+    pub shutdown: CancellationToken,
     pub metrics: ComponentMetrics,
     pub health: HealthHandle,
     pub data_dir: PathBuf,

@@ -397,3 +397,145 @@ inputs = ["in"]
     }
     agent.stop();
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped (the tests run as root in CI).
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(path: std::path::PathBuf, bytes: usize) -> SmallDisk {
+        std::fs::create_dir_all(&path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (as CI runs): {status:?}"
+        );
+        SmallDisk { path }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// A file sink on a full disk keeps what it cannot write, applies backpressure, says so in
+/// `/health`, leaves no torn line, and writes everything once space returns (it stopped for
+/// good before, and what arrived after was lost uncounted).
+#[test]
+fn a_full_disk_is_waited_out_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(dir.path().join("small"), 256 * 1024);
+    let out = disk.path.join("out.log");
+    let filler = disk.path.join("filler");
+    std::fs::write(&filler, vec![b'f'; 200 * 1024]).unwrap();
+    let api = free_port();
+    let tcp = free_port();
+    let config = format!(
+        r#"
+[agent]
+data_dir = "data"
+[api]
+address = "127.0.0.1:{api}"
+[sources.raw]
+type = "socket"
+address = "127.0.0.1:{tcp}"
+[sinks.out]
+type = "file"
+inputs = ["raw"]
+path = "{out}"
+encoding = "text"
+"#,
+        out = out.display()
+    );
+    let mut agent = Agent::start(dir.path(), &config, api);
+    let total = 2_000;
+    let line = |i: usize| format!("line {i:05} {}", "p".repeat(88));
+    let mut sender = std::net::TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    for i in 0..total {
+        sender
+            .write_all(format!("{}\n", line(i)).as_bytes())
+            .unwrap();
+    }
+    drop(sender);
+
+    let started = std::time::Instant::now();
+    let body = loop {
+        let (_, body) = common::http_get(api, "/health").unwrap();
+        if body.contains("No space left") {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never reported: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(body.contains("\"failed\""), "{body}");
+    let written = std::fs::read(&out).unwrap_or_default();
+    assert!(
+        written.is_empty() || written.ends_with(b"\n"),
+        "a torn last line while the disk is full"
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    let lines = common::wait_for_lines(&out, total, Duration::from_secs(60));
+    let expected: Vec<String> = (0..total).map(line).collect();
+    assert_eq!(lines, expected, "every line once, in order");
+    let (status, body) = common::http_get(api, "/health").unwrap();
+    assert_eq!(status, 200, "recovered: {body}");
+    agent.stop();
+    drop(disk);
+}
+
+/// A sink path that cannot be opened (its directory is a file) is retried: once the obstacle
+/// is gone, everything sent meanwhile is written.
+#[test]
+fn a_sink_path_that_cannot_be_opened_is_retried_until_it_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocked = dir.path().join("blocked");
+    std::fs::write(&blocked, b"").unwrap();
+    let out = blocked.join("out.log");
+    let api = free_port();
+    let tcp = free_port();
+    let config = format!(
+        r#"
+[agent]
+data_dir = "data"
+[api]
+address = "127.0.0.1:{api}"
+[sources.raw]
+type = "socket"
+address = "127.0.0.1:{tcp}"
+[sinks.out]
+type = "file"
+inputs = ["raw"]
+path = "{out}"
+encoding = "text"
+"#,
+        out = out.display()
+    );
+    let mut agent = Agent::spawn(dir.path(), &config, api);
+    agent.wait_api(Duration::from_secs(30));
+    let mut sender = std::net::TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    sender
+        .write_all(b"sent while blocked 1\nsent while blocked 2\n")
+        .unwrap();
+    drop(sender);
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, body) = common::http_get(api, "/health").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("retrying"), "{body}");
+    std::fs::remove_file(&blocked).unwrap();
+    assert_eq!(
+        common::wait_for_lines(&out, 2, Duration::from_secs(30)),
+        vec!["sent while blocked 1", "sent while blocked 2"]
+    );
+    agent.stop();
+}

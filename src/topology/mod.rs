@@ -271,6 +271,7 @@ impl Start<'_> {
             let cx = SinkContext {
                 id: Arc::from(spec.id.as_str()),
                 input,
+                shutdown: self.shutdown.child_token(),
                 metrics,
                 health: health_handle.clone(),
                 data_dir: self.data_dir.clone(),
