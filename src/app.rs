@@ -110,6 +110,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let agent = &config.global.agent;
     let api_config = &config.global.api;
     let api_access = api_access(&config)?;
+    for warning in crate::topology::warnings(&config) {
+        tracing::warn!("{warning}");
+    }
     if api_access == ApiAccess::OpenEndpointsOnly {
         tracing::warn!(
             address = %api_config.address,

@@ -109,6 +109,13 @@ pub trait SourceConfig: Debug + Send + Sync {
     fn resources(&self) -> Vec<Resource> {
         Vec::new()
     }
+
+    /// Conditions that may heal but that an operator should know of (a directory that does
+    /// not exist yet), checked without binding or reading: `validate` prints them, `run` logs
+    /// them.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 pub trait TransformConfig: Debug + Send + Sync {
@@ -117,6 +124,11 @@ pub trait TransformConfig: Debug + Send + Sync {
 
 pub trait SinkConfig: Debug + Send + Sync {
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Sink>, BuildError>;
+
+    /// As `SourceConfig::warnings` (an output directory that cannot be written).
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Everything a running source gets.

@@ -52,22 +52,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tailfix::http::install_crypto_provider();
     match cli.command {
-        Command::Validate { config } => match Config::load(&config) {
-            Ok(loaded) => {
-                println!(
-                    "{}: ok ({} sources, {} transforms, {} sinks)",
-                    config.display(),
-                    loaded.sources.len(),
-                    loaded.transforms.len(),
-                    loaded.sinks.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(errors) => {
-                eprintln!("{errors}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Validate { config } => validate(&config),
         Command::Health { address } => match tailfix::cli::health(&address) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -121,6 +106,63 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `tailfix validate`: the file's shape, then everything that can be checked without binding
+/// or reading: every component built (certificates parse and match their keys, globs, model and
+/// repository sections with their tokens), the API's token rules; then warnings of conditions
+/// that may heal (a directory that does not exist yet, an output that cannot be written now).
+fn validate(path: &std::path::Path) -> ExitCode {
+    let loaded = match Config::load(path) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Some clients (octocrab's) start background tasks when they are built.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _inside = runtime.enter();
+    let mut errors: Vec<String> =
+        tailfix::topology::check(&loaded, &tailfix::metrics::MetricsCollector::new())
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+    if let Err(error) = tailfix::app::api_access(&loaded) {
+        errors.push(format!("api: {error}"));
+    }
+    for error in &errors {
+        eprintln!("{}: {error}", path.display());
+    }
+    if !errors.is_empty() {
+        return ExitCode::FAILURE;
+    }
+    let warnings = tailfix::topology::warnings(&loaded);
+    for warning in &warnings {
+        eprintln!("{}: warning: {warning}", path.display());
+    }
+    println!(
+        "{}: ok ({} sources, {} transforms, {} sinks{})",
+        path.display(),
+        loaded.sources.len(),
+        loaded.transforms.len(),
+        loaded.sinks.len(),
+        match warnings.len() {
+            0 => String::new(),
+            1 => ", 1 warning".to_string(),
+            n => format!(", {n} warnings"),
+        }
+    );
+    ExitCode::SUCCESS
 }
 
 /// Logs go to stderr (stdout belongs to the console sink). `RUST_LOG` overrides `log_level`.

@@ -42,6 +42,40 @@ impl SinkConfig for FileConfig {
             config: self.clone(),
         }))
     }
+
+    fn warnings(&self) -> Vec<String> {
+        // The file, or the nearest directory above it that exists, must be writable (the
+        // directories below it are created).
+        let mut existing = self.path.clone();
+        while !existing.exists() {
+            match existing.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => existing = parent.to_path_buf(),
+                _ => {
+                    existing = PathBuf::from(".");
+                    break;
+                }
+            }
+        }
+        let writable = match std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()) {
+            // SAFETY: access() only reads the NUL-terminated path it is given.
+            Ok(path) => unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 },
+            Err(_) => false,
+        };
+        let directory_ok = existing == self.path || existing.is_dir();
+        if writable && directory_ok {
+            return Vec::new();
+        }
+        vec![format!(
+            "{} cannot be written ({} is {}); the sink retries until it can",
+            self.path.display(),
+            existing.display(),
+            if directory_ok {
+                "not writable"
+            } else {
+                "not a directory"
+            }
+        )]
+    }
 }
 
 struct FileSink {

@@ -111,6 +111,37 @@ impl RunningTopology {
     }
 }
 
+/// Builds every component of `config` without starting anything (what `validate` checks: TLS
+/// certificates and keys, globs, the model and repository sections, tokens where required).
+pub fn check(config: &Config, metrics: &MetricsCollector) -> Vec<TopologyError> {
+    let mut builder = TopologyBuilder {
+        config,
+        metrics,
+        errors: Vec::new(),
+    };
+    builder.build_sources();
+    builder.build_transforms();
+    builder.build_sinks();
+    builder.errors
+}
+
+/// What may heal but an operator should know of, per component: `sources.app: …`.
+pub fn warnings(config: &Config) -> Vec<String> {
+    let sources = config.sources.iter().flat_map(|spec| {
+        spec.config
+            .warnings()
+            .into_iter()
+            .map(move |w| format!("sources.{}: {w}", spec.id))
+    });
+    let sinks = config.sinks.iter().flat_map(|spec| {
+        spec.config
+            .warnings()
+            .into_iter()
+            .map(move |w| format!("sinks.{}: {w}", spec.id))
+    });
+    sources.chain(sinks).collect()
+}
+
 /// A component built from its spec, waiting to be wired and started.
 type Built<'c, S, C> = Vec<(&'c ComponentSpec<S>, C)>;
 

@@ -185,6 +185,29 @@ impl Discovery {
         })
     }
 
+    /// What stands in the way of following the patterns now, for the operator: a directory
+    /// that does not exist (yet: it is watched for and followed once it appears) or that
+    /// cannot be read.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for root in &self.roots {
+            match std::fs::read_dir(&root.dir) {
+                Ok(_) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    problems.push(format!(
+                        "directory {} does not exist (yet); its files are followed once it appears",
+                        root.dir.display()
+                    ))
+                }
+                Err(error) => problems.push(format!(
+                    "directory {} cannot be read: {error}",
+                    root.dir.display()
+                )),
+            }
+        }
+        problems
+    }
+
     /// Whether a path is one this source follows.
     pub fn matches(&self, path: &Path) -> bool {
         self.matcher.matches(path)

@@ -126,6 +126,15 @@ impl SourceConfig for FileConfig {
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Source>, BuildError> {
         self.build_enriched(cx, None)
     }
+
+    fn warnings(&self) -> Vec<String> {
+        let Ok(base) = std::env::current_dir() else {
+            return Vec::new();
+        };
+        Discovery::new(&self.include, &self.exclude, &base)
+            .map(|discovery| discovery.problems())
+            .unwrap_or_default()
+    }
 }
 
 impl FileConfig {
@@ -168,6 +177,7 @@ impl Source for FileSource {
             let handle = tokio::runtime::Handle::current();
             let discovery = Discovery::new(&self.config.include, &self.config.exclude, &self.base)
                 .map_err(|error| ComponentError::Other(error.0))?;
+
             let tailer = Tailer::new(*self, discovery, cx, handle);
             tokio::task::spawn_blocking(move || tailer.run())
                 .await
