@@ -149,9 +149,11 @@ fn embedded_pipelines_are_the_example_configs_and_validate() {
         let embedded = config_map["data"]["tailfix.toml"].as_str().unwrap();
         let file = std::fs::read_to_string(root().join("conf/examples").join(example)).unwrap();
         assert_eq!(embedded, file, "{manifest} embeds conf/examples/{example}");
+        // With the token the manifests give it from their Secret.
         let output = Command::new(env!("CARGO_BIN_EXE_tailfix"))
             .args(["validate", "-c"])
             .arg(root().join("conf/examples").join(example))
+            .env("TAILFIX_TOKEN", "a-long-enough-shared-token")
             .output()
             .unwrap();
         assert!(
