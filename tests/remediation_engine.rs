@@ -539,6 +539,10 @@ impl RepositoryClient for RecordingRepository {
         self.inner.get_file(path)
     }
 
+    fn symlinks(&self) -> RepoFuture<'_, Vec<String>> {
+        self.inner.symlinks()
+    }
+
     fn create_change_request<'a>(
         &'a self,
         request: &'a tailfix::remediation::ChangeRequest,
@@ -596,5 +600,36 @@ async fn a_model_chosen_path_is_checked_before_the_repository_is_asked() {
             "{path}: only the trace's own files are read: {asked:?}"
         );
         repo_untouched(&fixture);
+    }
+}
+
+/// A committed symbolic link is never edited, nor anything through a linked directory (one was
+/// silently replaced by a regular file before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symbolic_link_is_never_edited_or_written_through() {
+    for (path, old) in [("shop/current.py", "cart.py"), ("linked/cart.py", "")] {
+        let fixture = fixture();
+        std::os::unix::fs::symlink("cart.py", fixture.repo.join("shop/current.py")).unwrap();
+        std::os::unix::fs::symlink("shop", fixture.repo.join("linked")).unwrap();
+        shop_repo::git(&fixture.repo, &["add", "shop/current.py", "linked"]);
+        shop_repo::git(&fixture.repo, &["commit", "-q", "-m", "links"]);
+        let metrics = MetricsCollector::new();
+        let answer = json!({"summary": "s", "root_cause": "r", "confidence": 0.9,
+            "edits": [{"path": path, "old": old, "new": "x = 1"}]});
+        let server = FakeServer::start(openai_reply(&answer.to_string()));
+        let mut remediator =
+            build_remediator(&fixture, &server, Api::OpenAi, Knobs::default(), &metrics);
+        remediator.observe(&crash_entry(&fixture.trace, "node-a"));
+        let store = IncidentStore::new(fixture.state.clone());
+        let incident = wait_until(&mut remediator, &store, |i| {
+            i.state == IncidentState::Rejected
+        })
+        .await;
+        let reason = incident.reason.unwrap_or_default();
+        assert!(reason.contains("symbolic link"), "{path}: {reason}");
+        assert_eq!(
+            shop_repo::git(&fixture.repo, &["branch", "--list"]).trim(),
+            "* main"
+        );
     }
 }

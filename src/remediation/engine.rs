@@ -544,6 +544,33 @@ async fn analyse(config: &EngineConfig, services: &Services, incident: &Incident
             };
         }
     }
+    if let Some(repository) = &services.repository {
+        let links = match repository.symlinks().await {
+            Ok(links) => links,
+            Err(error) => return Outcome::Failed(format!("listing the repository: {error}")),
+        };
+        let through = |path: &str| {
+            links.iter().find(|link| {
+                path == link.as_str()
+                    || path
+                        .strip_prefix(link.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
+        };
+        if let Some((edit, link)) = fix
+            .edits
+            .iter()
+            .find_map(|edit| through(&edit.path).map(|link| (edit, link)))
+        {
+            return Outcome::Rejected {
+                reason: format!(
+                    "the model's answer was rejected: {} is or goes through the symbolic link {link}",
+                    edit.path
+                ),
+                fix: Some(fix),
+            };
+        }
+    }
     let mut files = HashMap::new();
     for edit in &fix.edits {
         if files.contains_key(&edit.path) {

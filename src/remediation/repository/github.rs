@@ -141,6 +141,29 @@ impl GitHubRepository {
         })
     }
 
+    /// The paths of the base tree's entries that `keep` accepts.
+    async fn tree_paths(&self, keep: fn(&Value) -> bool) -> Result<Vec<String>, RepositoryError> {
+        let base = self.base_sha().await?;
+        let tree = self
+            .request_json(
+                "GET",
+                &self.route(&format!("git/trees/{base}?recursive=1")),
+                None,
+                &[200],
+            )
+            .await?;
+        Ok(tree["tree"]
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|entry| keep(entry))
+                    .filter_map(|entry| entry["path"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// The JSON of a reply whose status is one of `ok`, or the HTTP error.
     async fn request_json(
         &self,
@@ -368,27 +391,11 @@ impl RepositoryClient for GitHubRepository {
     }
 
     fn list_files(&self) -> RepoFuture<'_, Vec<String>> {
-        Box::pin(async move {
-            let base = self.base_sha().await?;
-            let tree = self
-                .request_json(
-                    "GET",
-                    &self.route(&format!("git/trees/{base}?recursive=1")),
-                    None,
-                    &[200],
-                )
-                .await?;
-            Ok(tree["tree"]
-                .as_array()
-                .map(|entries| {
-                    entries
-                        .iter()
-                        .filter(|entry| entry["type"] == "blob")
-                        .filter_map(|entry| entry["path"].as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default())
-        })
+        Box::pin(self.tree_paths(|entry| entry["type"] == "blob"))
+    }
+
+    fn symlinks(&self) -> RepoFuture<'_, Vec<String>> {
+        Box::pin(self.tree_paths(|entry| entry["mode"] == "120000"))
     }
 
     fn create_change_request<'a>(

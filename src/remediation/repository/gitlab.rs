@@ -80,6 +80,32 @@ impl GitLabRepository {
         Ok((status, text))
     }
 
+    /// The paths of the base tree's entries that `keep` accepts (at most 50 pages of 100).
+    async fn tree_paths(&self, keep: fn(&Value) -> bool) -> Result<Vec<String>, RepositoryError> {
+        let mut files = Vec::new();
+        for page in 1..=50 {
+            let url = self.url(&format!(
+                "repository/tree?recursive=true&ref={}&per_page=100&page={page}",
+                encode(&self.branch)
+            ));
+            let entries = self
+                .request_json(reqwest::Method::GET, &url, None, &[200])
+                .await?;
+            let entries = entries.as_array().cloned().unwrap_or_default();
+            let count = entries.len();
+            files.extend(
+                entries
+                    .iter()
+                    .filter(|entry| keep(entry))
+                    .filter_map(|entry| entry["path"].as_str().map(str::to_string)),
+            );
+            if count < 100 {
+                break;
+            }
+        }
+        Ok(files)
+    }
+
     /// The JSON of a reply whose status is one of `ok` (null when the body is not JSON), or the
     /// HTTP error.
     async fn request_json(
@@ -223,30 +249,11 @@ impl RepositoryClient for GitLabRepository {
     }
 
     fn list_files(&self) -> RepoFuture<'_, Vec<String>> {
-        Box::pin(async move {
-            let mut files = Vec::new();
-            for page in 1..=50 {
-                let url = self.url(&format!(
-                    "repository/tree?recursive=true&ref={}&per_page=100&page={page}",
-                    encode(&self.branch)
-                ));
-                let entries = self
-                    .request_json(reqwest::Method::GET, &url, None, &[200])
-                    .await?;
-                let entries = entries.as_array().cloned().unwrap_or_default();
-                let count = entries.len();
-                files.extend(
-                    entries
-                        .iter()
-                        .filter(|entry| entry["type"] == "blob")
-                        .filter_map(|entry| entry["path"].as_str().map(str::to_string)),
-                );
-                if count < 100 {
-                    break;
-                }
-            }
-            Ok(files)
-        })
+        Box::pin(self.tree_paths(|entry| entry["type"] == "blob"))
+    }
+
+    fn symlinks(&self) -> RepoFuture<'_, Vec<String>> {
+        Box::pin(self.tree_paths(|entry| entry["mode"] == "120000"))
     }
 
     fn get_file<'a>(&'a self, path: &'a str) -> RepoFuture<'a, Option<String>> {

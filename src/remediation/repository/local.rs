@@ -313,6 +313,28 @@ impl RepositoryClient for LocalRepository {
         Box::pin(self.propose(request))
     }
 
+    fn symlinks(&self) -> RepoFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            let commit = self.base_commit().await?;
+            let out = self
+                .git(&["ls-tree", "-r", "-z", &commit])
+                .await?
+                .ok_or_else(|| RepositoryError::Command {
+                    command: "git ls-tree".to_string(),
+                    message: format!("cannot list {commit}"),
+                })?;
+            // `<mode> SP <type> SP <object> TAB <path>`; links have mode 120000.
+            Ok(out
+                .split(|b| *b == 0)
+                .filter(|entry| entry.starts_with(b"120000 "))
+                .filter_map(|entry| {
+                    let tab = entry.iter().position(|b| *b == b'\t')?;
+                    Some(String::from_utf8_lossy(&entry[tab + 1..]).into_owned())
+                })
+                .collect())
+        })
+    }
+
     fn get_file<'a>(&'a self, path: &'a str) -> RepoFuture<'a, Option<String>> {
         Box::pin(async move {
             super::url_path(path)?;

@@ -78,6 +78,12 @@ pub trait RepositoryClient: Send + Sync {
     /// A file's content on the base branch; `None` if it does not exist.
     fn get_file<'a>(&'a self, path: &'a str) -> RepoFuture<'a, Option<String>>;
 
+    /// The paths on the base branch that are symbolic links: a fix never edits one, nor a path
+    /// through one (a committed symlink was silently replaced by a regular file before).
+    fn symlinks(&self) -> RepoFuture<'_, Vec<String>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// Proposes `request` (its `metadata` carries `fingerprint` and `commit_message`): a branch
     /// with one commit and, where the host has them, a draft pull or merge request. Returns the
     /// existing proposal if there is one for the same fingerprint: never two.
