@@ -351,8 +351,8 @@ async fn gitlab_one_commits_call_with_every_action_then_a_draft_merge_request() 
         let path = request.path.strip_prefix(prefix)?;
         let merge_request = json!({"iid": 7, "web_url": "https://gitlab.test/acme/shop/-/merge_requests/7", "description": ""});
         Some(match (request.method.as_str(), path) {
-            ("GET", "repository/files/shop%2Fcart.py/raw?ref=main") => Reply { status: 200, headers: vec![], body: CART.to_string(), delay: Duration::ZERO },
-            ("GET", "repository/files/shop%2Forders.py/raw?ref=main") => Reply { status: 200, headers: vec![], body: ORDERS.to_string(), delay: Duration::ZERO },
+            ("GET", "repository/files/shop%2Fcart.py/raw?ref=main") => Reply { status: 200, headers: vec![], body: CART.to_string(), delay: Duration::ZERO, ..Reply::default() },
+            ("GET", "repository/files/shop%2Forders.py/raw?ref=main") => Reply { status: 200, headers: vec![], body: ORDERS.to_string(), delay: Duration::ZERO, ..Reply::default() },
             ("GET", p) if p.starts_with("merge_requests?state=opened&source_branch=") => {
                 Reply::json(200, if *flag.lock().unwrap() { json!([merge_request]) } else { json!([]) })
             }

@@ -26,13 +26,17 @@ pub struct Recorded {
 }
 
 /// One scripted reply.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
     /// Wait this long before answering (to provoke client timeouts).
     pub delay: Duration,
+    /// Bytes sent instead of `body` (which must be UTF-8).
+    pub raw_body: Option<Vec<u8>>,
+    /// Send the body one byte per this interval (a server that trickles).
+    pub trickle: Option<Duration>,
 }
 
 impl Reply {
@@ -41,7 +45,7 @@ impl Reply {
             status,
             headers: vec![("content-type".to_string(), "application/json".to_string())],
             body: body.to_string(),
-            delay: Duration::ZERO,
+            ..Reply::default()
         }
     }
 
@@ -52,6 +56,16 @@ impl Reply {
 
     pub fn delayed(mut self, delay: Duration) -> Reply {
         self.delay = delay;
+        self
+    }
+
+    pub fn with_raw_body(mut self, body: Vec<u8>) -> Reply {
+        self.raw_body = Some(body);
+        self
+    }
+
+    pub fn trickled(mut self, interval: Duration) -> Reply {
+        self.trickle = Some(interval);
         self
     }
 }
@@ -217,11 +231,27 @@ async fn handle(
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
-    let mut response = (
-        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        reply.body,
-    )
-        .into_response();
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let bytes = reply.raw_body.unwrap_or_else(|| reply.body.into_bytes());
+    let mut response = match reply.trickle {
+        None => (status, bytes).into_response(),
+        Some(interval) => {
+            let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+            tokio::spawn(async move {
+                for byte in bytes {
+                    tokio::time::sleep(interval).await;
+                    if sender.send(Ok(Bytes::from(vec![byte]))).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            (
+                status,
+                axum::body::Body::from_stream(ReceiverStream(receiver)),
+            )
+                .into_response()
+        }
+    };
     for (name, value) in reply.headers {
         if let (Ok(name), Ok(value)) = (
             axum::http::HeaderName::from_bytes(name.as_bytes()),
@@ -231,4 +261,18 @@ async fn handle(
         }
     }
     response
+}
+
+/// A channel's receiving end as a stream of body chunks.
+struct ReceiverStream(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl futures_core::Stream for ReceiverStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
 }

@@ -168,6 +168,10 @@ fn fenced_block(text: &str) -> Option<&str> {
 
 /// Where and how an HTTP provider reaches its model; the OpenAI and Anthropic wire formats
 /// differ only in the request they build and the answer they read.
+///
+/// An answer is read up to [`MAX_ANSWER_BYTES`] and must be UTF-8 (else it is malformed: no
+/// replacement character ever reaches a fix); a server that trickles is cut off by `timeout`,
+/// which covers the whole request.
 pub struct Endpoint {
     pub client: reqwest::Client,
     pub base_url: String,
@@ -176,6 +180,9 @@ pub struct Endpoint {
     pub max_tokens: u32,
     pub timeout: Duration,
 }
+
+/// Largest answer read from a model API. A fix of a few files in JSON is far smaller.
+pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
 impl Endpoint {
     pub fn new(
@@ -205,17 +212,37 @@ impl Endpoint {
             .map_err(|error| transport_error(error, self.timeout))?;
         let status = response.status();
         let retry = retry_after(response.headers());
-        let text = response
-            .text()
+        // Read in chunks up to a limit: a server that answers gigabytes must not take the
+        // agent's memory with it.
+        let mut response = response;
+        let mut body = Vec::new();
+        let mut over_limit = false;
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|error| transport_error(error, self.timeout))?;
+            .map_err(|error| transport_error(error, self.timeout))?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                over_limit = true;
+                break;
+            }
+            body.extend_from_slice(&chunk);
+        }
         if !status.is_success() {
             return Err(ModelError::Http {
                 status: status.as_u16(),
-                message: error_message(&text),
+                message: error_message(&String::from_utf8_lossy(&body)),
                 retry_after: retry,
             });
         }
+        if over_limit {
+            return Err(ModelError::Malformed(format!(
+                "the answer is over {} MiB",
+                MAX_ANSWER_BYTES >> 20
+            )));
+        }
+        let text = String::from_utf8(body)
+            .map_err(|error| ModelError::Malformed(format!("the answer is not UTF-8: {error}")))?;
         serde_json::from_str(&text)
             .map_err(|error| ModelError::Malformed(format!("response is not JSON: {error}")))
     }
