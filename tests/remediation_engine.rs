@@ -17,14 +17,16 @@ use tailfix::event::{Level, LogEntry, Value};
 use tailfix::metrics::MetricsCollector;
 use tailfix::parse::trace::annotate;
 use tailfix::remediation::context::{ContextBudget, PathMap};
-use tailfix::remediation::engine::{EngineConfig, Remediator, Services};
+use tailfix::remediation::engine::{EngineConfig, Proposer, Remediator, Services};
 use tailfix::remediation::incident::{IncidentState, IncidentStore};
 use tailfix::remediation::model::anthropic::AnthropicProvider;
 use tailfix::remediation::model::openai::OpenAiProvider;
 use tailfix::remediation::model::service::{BreakerPolicy, ModelService, RetryPolicy};
 use tailfix::remediation::model::{Endpoint, ModelProvider};
 use tailfix::remediation::redact::Redactor;
+use tailfix::remediation::repository::github::GitHubRepository;
 use tailfix::remediation::repository::local::LocalRepository;
+use tailfix::remediation::repository::service::RemoteRepositoryService;
 use tailfix::remediation::repository::{RepoFuture, RepositoryClient};
 use tailfix::remediation::validate::{Guard, Validator};
 use tailfix::state::StateStore;
@@ -85,6 +87,8 @@ struct Knobs {
     max_concurrent: usize,
     /// The repository the engine reads; `None`: the fixture's repository, locally.
     repository: Option<Arc<dyn RepositoryClient>>,
+    /// Propose to `repository` (a change request), not only analyse.
+    propose: bool,
 }
 
 impl Default for Knobs {
@@ -100,6 +104,7 @@ impl Default for Knobs {
             max_requests_per_hour: 1000,
             max_concurrent: 4,
             repository: None,
+            propose: false,
         }
     }
 }
@@ -142,16 +147,26 @@ fn build_remediator(
         knobs.breaker,
         metrics.clone(),
     );
+    let repository = knobs.repository.clone().unwrap_or_else(|| {
+        Arc::new(LocalRepository::new(
+            fixture.repo.clone(),
+            "main".to_string(),
+        ))
+    });
+    let validator = Arc::new(Validator::new(Guard::default()).unwrap());
+    let proposer = knobs.propose.then(|| {
+        Arc::new(RemoteRepositoryService::new(
+            repository.clone(),
+            validator.clone(),
+            metrics.clone(),
+            true,
+        )) as Arc<dyn Proposer>
+    });
     let services = Services {
         model: Some(model),
-        repository: Some(knobs.repository.clone().unwrap_or_else(|| {
-            Arc::new(LocalRepository::new(
-                fixture.repo.clone(),
-                "main".to_string(),
-            ))
-        })),
-        proposer: None,
-        validator: std::sync::Arc::new(Validator::new(Guard::default()).unwrap()),
+        repository: Some(repository),
+        proposer,
+        validator,
         redactor: Redactor::new(&[]).unwrap(),
         metrics: metrics.clone(),
     };
@@ -721,4 +736,93 @@ async fn a_prompt_injection_in_a_log_line_cannot_get_an_edit_past_the_rules() {
         "the log line is in the prompt as data"
     );
     repo_untouched(&fixture);
+}
+
+/// GitHub answering 500 for a while, including once after it had in fact opened the pull
+/// request: the incident fails, is tried again later, and ends with the one pull request that
+/// exists (found again by its branch), never a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_failing_for_a_while_gets_one_pull_request_in_the_end() {
+    use base64::Engine as _;
+    use common::fake_model::Recorded;
+
+    let fixture = fixture();
+    let metrics = MetricsCollector::new();
+    let model = FakeServer::start(openai_reply(&fix_json().to_string()));
+    let github = FakeServer::start(Reply::json(404, json!({"message": "Not Found"})));
+    let files = [
+        ("shop/cart.py", shop_repo::CART_PY),
+        ("main.py", shop_repo::MAIN_PY),
+        ("shop/__init__.py", ""),
+    ];
+    // The first two attempts meet a 500 before anything is written; the third opens the pull
+    // request on the server but answers 500; the fourth finds it.
+    let attempts = Arc::new(std::sync::Mutex::new((0u32, Vec::<String>::new())));
+    let seen = attempts.clone();
+    github.set_responder(move |request: &Recorded| {
+        let path = request.path.strip_prefix("/repos/acme/shop/")?;
+        let mut state = seen.lock().unwrap();
+        let (refs_asked, pulls) = &mut *state;
+        Some(match (request.method.as_str(), path) {
+            ("GET", "git/ref/heads/main") => {
+                *refs_asked += 1;
+                if *refs_asked <= 2 {
+                    return Some(error_reply(500, "Internal Server Error"));
+                }
+                Reply::json(200, json!({"object": {"sha": "base000"}}))
+            }
+            ("GET", "git/trees/base000?recursive=1") => Reply::json(
+                200,
+                json!({"tree": files.iter().map(|(p, _)| json!({"path": p, "type": "blob", "mode": "100644"})).collect::<Vec<_>>()}),
+            ),
+            ("GET", p) if p.starts_with("contents/") => {
+                let file = p.trim_start_matches("contents/").trim_end_matches("?ref=main");
+                let (_, content) = files.iter().find(|(name, _)| *name == file)?;
+                Reply::json(200, json!({"encoding": "base64", "content": base64::engine::general_purpose::STANDARD.encode(content)}))
+            }
+            ("GET", p) if p.starts_with("pulls?") => Reply::json(
+                200,
+                json!(pulls.iter().map(|branch| json!({"number": 5, "html_url": "https://github.test/acme/shop/pull/5", "head": {"ref": branch}, "body": ""})).collect::<Vec<_>>()),
+            ),
+            ("GET", "git/commits/base000") => Reply::json(200, json!({"tree": {"sha": "tree000"}})),
+            ("POST", "git/blobs") => Reply::json(201, json!({"sha": "blob1"})),
+            ("POST", "git/trees") => Reply::json(201, json!({"sha": "tree111"})),
+            ("POST", "git/commits") => Reply::json(201, json!({"sha": "commit111"})),
+            ("POST", "git/refs") => Reply::json(201, json!({})),
+            ("POST", "pulls") => {
+                pulls.push(request.body["head"].as_str().unwrap_or_default().to_string());
+                error_reply(500, "Internal Server Error")
+            }
+            ("POST", "issues/5/labels") => Reply::json(200, json!([])),
+            _ => return None,
+        })
+    });
+    let client = GitHubRepository::new(
+        &github.base_url(),
+        "ghp_test",
+        "acme".to_string(),
+        "shop".to_string(),
+        "main".to_string(),
+    )
+    .unwrap();
+    let knobs = Knobs {
+        repository: Some(Arc::new(client)),
+        propose: true,
+        retry_failed_after: Duration::from_millis(200),
+        ..Knobs::default()
+    };
+    let mut remediator = build_remediator(&fixture, &model, Api::OpenAi, knobs, &metrics);
+    remediator.observe(&crash_entry(&fixture.trace, "node-a"));
+    let store = IncidentStore::new(fixture.state.clone());
+    let incident = wait_until(&mut remediator, &store, |i| {
+        i.state == IncidentState::Proposed
+    })
+    .await;
+    let pulls = attempts.lock().unwrap().1.clone();
+    assert_eq!(pulls.len(), 1, "pull requests opened: {pulls:?}");
+    assert_eq!(
+        incident.change_request.map(|cr| cr.url),
+        Some("https://github.test/acme/shop/pull/5".to_string())
+    );
+    assert!(incident.attempts >= 3, "{} attempts", incident.attempts);
 }
