@@ -593,3 +593,151 @@ fn an_idle_followed_file_costs_a_few_kib() {
     );
     assert!(per_file <= 8.0, "{per_file:.1} KiB per followed file");
 }
+
+/// JSON nested 10,000 deep (a stack-depth bomb) is an ordinary bad line: the socket source
+/// keeps it as text, the aggregator's intake rejects it with a reason, nothing crashes.
+#[test]
+fn json_nested_ten_thousand_deep_crashes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_port();
+    let tcp = free_port();
+    let out = dir.path().join("out.json");
+    let config = format!(
+        r#"
+[agent]
+mode = "aggregator"
+data_dir = "data"
+[api]
+address = "127.0.0.1:{api}"
+[sources.raw]
+type = "socket"
+address = "127.0.0.1:{tcp}"
+format = "json"
+max_line_bytes = 1048576
+[sources.agents]
+type = "aggregator"
+[sinks.out]
+type = "file"
+inputs = ["raw", "agents"]
+path = "{out}"
+"#,
+        out = out.display()
+    );
+    let mut agent = Agent::start(dir.path(), &config, api);
+    let arrays = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    let objects = format!("{}1{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
+    let message = format!(
+        "{{\"message\":\"deep\",\"node_id\":\"n1\",\"metadata\":{{\"x\":{arrays}}}}}"
+    );
+    let mut sender = std::net::TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    for line in [&arrays, &objects, &message] {
+        sender.write_all(line.as_bytes()).unwrap();
+        sender.write_all(b"\n").unwrap();
+    }
+    drop(sender);
+    let lines = common::wait_for_lines(&out, 3, Duration::from_secs(30));
+    assert_eq!(lines.len(), 3);
+    for body in [&arrays, &objects, &message] {
+        let (status, answer) =
+            common::http_request(api, "POST", "/api/v1/events", &[], body.as_bytes()).unwrap();
+        assert_eq!(status, 400, "{answer}");
+    }
+    let (status, _) = common::http_get(api, "/health").unwrap();
+    assert_eq!(status, 200);
+    agent.stop();
+}
+
+/// `data_dir` read-only at start: the agent says so and exits 1.
+#[test]
+fn a_read_only_data_dir_at_start_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("ro");
+    std::fs::create_dir_all(&disk).unwrap();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs"])
+        .arg(&disk)
+        .status()
+        .expect("run mount");
+    assert!(status.success(), "mounting a tmpfs needs root (as CI runs)");
+    let _unmount = SmallDisk { path: disk.clone() };
+    let config = format!(
+        "[agent]\ndata_dir = \"{}/data\"\n[api]\naddress = \"127.0.0.1:{}\"\n[sources.in]\ntype = \"socket\"\naddress = \"127.0.0.1:{}\"\n[sinks.out]\ntype = \"blackhole\"\ninputs = [\"in\"]\n",
+        disk.display(),
+        free_port(),
+        free_port()
+    );
+    let (code, stderr) = run_to_exit(dir.path(), &config);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("data_dir") && stderr.contains("Read-only"), "{stderr}");
+}
+
+/// `data_dir` full while running: entries keep flowing (checkpoints cannot advance, so a
+/// restart would replay, never lose), the failures are counted, and once space returns the
+/// checkpoints catch up: a restart then reads nothing twice.
+#[test]
+fn a_full_data_dir_while_running_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(dir.path().join("state"), 2 * 1024 * 1024);
+    let input = dir.path().join("app.log");
+    let out = dir.path().join("out.log");
+    let api = free_port();
+    let config = format!(
+        r#"
+[agent]
+data_dir = "{data}"
+[api]
+address = "127.0.0.1:{api}"
+[sources.logs]
+type = "file"
+include = ["{input}"]
+[sinks.out]
+type = "file"
+inputs = ["logs"]
+path = "{out}"
+encoding = "text"
+"#,
+        data = disk.path.join("data").display(),
+        input = input.display(),
+        out = out.display()
+    );
+    let write = |from: usize, to: usize| {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&input)
+            .unwrap();
+        for i in from..to {
+            writeln!(file, "line {i:06}").unwrap();
+        }
+    };
+    write(0, 1_000);
+    let mut agent = Agent::start(dir.path(), &config, api);
+    common::wait_for_lines(&out, 1_000, Duration::from_secs(30));
+    // Fill the disk under the state store, then keep writing logs.
+    let filler = disk.path.join("filler");
+    let mut fill = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while fill.write_all(&chunk).is_ok() {}
+    drop(fill);
+    write(1_000, 5_000);
+    let lines = common::wait_for_lines(&out, 5_000, Duration::from_secs(30));
+    assert_eq!(lines.len(), 5_000, "entries flow while checkpoints cannot be saved");
+    let (status, _) = common::http_get(api, "/health").unwrap();
+    assert_eq!(status, 200, "the pipeline itself is healthy");
+    let failed = agent.metric(
+        "tailfix_component_errors_total",
+        &[("component_id", "logs"), ("error_type", "checkpoint_failed")],
+    );
+    assert!(failed >= 1.0, "checkpoint failures are counted: {failed}");
+    std::fs::remove_file(&filler).unwrap();
+    write(5_000, 6_000);
+    common::wait_for_lines(&out, 6_000, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(1));
+    agent.stop();
+    // Restarted: the checkpoint caught up, nothing is read twice.
+    let mut agent = Agent::start(dir.path(), &config, api);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(common::read_lines(&out).len(), 6_000, "nothing replayed after catching up");
+    agent.stop();
+    drop(disk);
+}
