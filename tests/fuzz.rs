@@ -11,6 +11,8 @@
 //! entries account for every line). `TAILFIX_FUZZ_SECONDS` sets the budget per target (default
 //! 3: a smoke run in the ordinary suite); the figures are printed per target.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -130,6 +132,13 @@ fn fuzz(name: &str, seed: u64, seeds: Vec<Vec<u8>>, check: impl Fn(&[u8])) {
         runs as f64 / seconds,
         seeds.len()
     );
+    common::report(&common::Row {
+        fault: &format!("fuzzing {name} for {seconds:.0} s (mutated inputs)"),
+        tries: runs,
+        lost: 0,
+        duplicates: 0,
+        peak_rss_kib: None,
+    });
 }
 
 fn now() -> Timestamp {

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Agent, free_port};
+use common::{Agent, Row, free_port, report};
 
 /// SIGTERM after one source has finished on its own (stdin at end of input) while another
 /// still runs: the agent drains and exits 0 (it panicked with exit 101 polling the finished
@@ -69,6 +69,13 @@ path = "{out}"
     agent.signal("TERM");
     let status = agent.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "{status:?}");
+    report(&Row {
+        fault: "SIGTERM after a source finished on its own",
+        tries: 1,
+        lost: 1 - common::read_lines(&out).len().min(1) as u64,
+        duplicates: 0,
+        peak_rss_kib: None,
+    });
     assert_eq!(common::read_lines(&out).len(), 1);
 }
 
@@ -101,6 +108,13 @@ inputs = ["raw"]
         stderr.contains("`raw`") && stderr.contains(&port.to_string()),
         "{stderr}"
     );
+    report(&Row {
+        fault: "a source's port taken at start (exit 1, named)",
+        tries: 1,
+        lost: 0,
+        duplicates: 0,
+        peak_rss_kib: None,
+    });
     drop(taken);
 }
 
@@ -164,6 +178,13 @@ fn a_body_of_malformed_lines_gets_a_bounded_answer_in_bounded_memory() {
     let grown_mib = agent.peak_rss_kib().saturating_sub(idle_kib) / 1024;
     // The decoded body (8 MiB) is held once and the answer is a few KiB; one JSON object per
     // bad line made this 4 million objects, gigabytes.
+    report(&Row {
+        fault: "4,718,592 malformed lines in two requests (plain, gzip)",
+        tries: 2,
+        lost: 0,
+        duplicates: 0,
+        peak_rss_kib: Some(agent.peak_rss_kib()),
+    });
     assert!(grown_mib < 64, "peak RSS grew by {grown_mib} MiB");
 }
 
@@ -252,6 +273,13 @@ inputs = ["in"]
     )
     .unwrap();
     assert_eq!(status, 403);
+    report(&Row {
+        fault: "an API on 0.0.0.0: no token, a short token, allowed, read-only",
+        tries: 4,
+        lost: 0,
+        duplicates: 0,
+        peak_rss_kib: Some(agent.peak_rss_kib()),
+    });
     agent.stop();
 }
 
@@ -349,6 +377,13 @@ encoding = "text"
         common::wait_for_lines(&out, 1, Duration::from_secs(30)),
         vec!["after the flood"]
     );
+    report(&Row {
+        fault: "500 idle TCP connections against max_connections = 50",
+        tries: 500,
+        lost: 0,
+        duplicates: 0,
+        peak_rss_kib: Some(agent.peak_rss_kib()),
+    });
     agent.stop();
 }
 
@@ -395,6 +430,13 @@ inputs = ["in"]
         let result = stream.read_to_end(&mut answer);
         assert!(result.is_ok(), "{result:?}");
     }
+    report(&Row {
+        fault: "100 HTTP request heads that never end",
+        tries: 100,
+        lost: 0,
+        duplicates: 0,
+        peak_rss_kib: Some(agent.peak_rss_kib()),
+    });
     agent.stop();
 }
 
@@ -490,6 +532,13 @@ encoding = "text"
     assert_eq!(lines, expected, "every line once, in order");
     let (status, body) = common::http_get(api, "/health").unwrap();
     assert_eq!(status, 200, "recovered: {body}");
+    report(&Row {
+        fault: "disk full under the file sink, then freed (2,000 lines)",
+        tries: 1,
+        lost: 0,
+        duplicates: 0,
+        peak_rss_kib: Some(agent.peak_rss_kib()),
+    });
     agent.stop();
     drop(disk);
 }
@@ -537,6 +586,13 @@ encoding = "text"
         common::wait_for_lines(&out, 2, Duration::from_secs(30)),
         vec!["sent while blocked 1", "sent while blocked 2"]
     );
+    report(&Row {
+        fault: "a sink directory blocked, then freed",
+        tries: 1,
+        lost: 0,
+        duplicates: 0,
+        peak_rss_kib: Some(agent.peak_rss_kib()),
+    });
     agent.stop();
 }
 
@@ -592,6 +648,13 @@ fn an_idle_followed_file_costs_a_few_kib() {
         "RSS following 10 files: {few} KiB, 2,010 files: {many} KiB: {per_file:.1} KiB per file"
     );
     assert!(per_file <= 8.0, "{per_file:.1} KiB per followed file");
+    report(&Row {
+        fault: "2,010 followed files, idle",
+        tries: 2010,
+        lost: 0,
+        duplicates: 0,
+        peak_rss_kib: Some(many),
+    });
 }
 
 /// JSON nested 10,000 deep (a stack-depth bomb) is an ordinary bad line: the socket source
@@ -643,6 +706,13 @@ path = "{out}"
     }
     let (status, _) = common::http_get(api, "/health").unwrap();
     assert_eq!(status, 200);
+    report(&Row {
+        fault: "JSON nested 10,000 deep, to a socket source and the aggregator intake",
+        tries: 6,
+        lost: 0,
+        duplicates: 0,
+        peak_rss_kib: Some(agent.peak_rss_kib()),
+    });
     agent.stop();
 }
 
@@ -671,6 +741,13 @@ fn a_read_only_data_dir_at_start_is_a_clear_error() {
         stderr.contains("data_dir") && stderr.contains("Read-only"),
         "{stderr}"
     );
+    report(&Row {
+        fault: "data_dir read-only at start (exit 1, named)",
+        tries: 1,
+        lost: 0,
+        duplicates: 0,
+        peak_rss_kib: None,
+    });
 }
 
 /// `data_dir` full while running: entries keep flowing (checkpoints cannot advance, so a
@@ -751,6 +828,13 @@ encoding = "text"
         6_000,
         "nothing replayed after catching up"
     );
+    report(&Row {
+        fault: "data_dir full while tailing 6,000 lines, then freed",
+        tries: 1,
+        lost: 6_000 - common::read_lines(&out).len().min(6_000) as u64,
+        duplicates: 0,
+        peak_rss_kib: Some(agent.peak_rss_kib()),
+    });
     agent.stop();
     drop(disk);
 }
@@ -850,14 +934,13 @@ encoding = "text"
     eprintln!("duplicates per rotated file: {by_file:?}");
     let lost = (0..total).filter(|n| !seen.contains_key(n)).count();
     let duplicates: u64 = seen.values().map(|count| count - 1).sum();
-    report(
-        "kill -9 during a 1,000,000-line tail with rotation",
-        kills,
-        lost as u64,
+    report(&Row {
+        fault: "kill -9 at random moments during a 1,000,000-line tail with rotation",
+        tries: kills,
+        lost: lost as u64,
         duplicates,
-        0,
-        peak_kib,
-    );
+        peak_rss_kib: Some(peak_kib),
+    });
     assert_eq!(lost, 0, "no line lost across {kills} kills");
     assert!(
         writing,
@@ -869,16 +952,5 @@ encoding = "text"
     assert!(
         duplicates <= kills * per_kill_bound,
         "{duplicates} duplicates for {kills} kills (bound {per_kill_bound} a kill)"
-    );
-}
-
-/// One row of the README's Reliability table, printed for `benches/reliability/report.sh`.
-fn report(fault: &str, tries: u64, lost: u64, duplicates: u64, crashes: u64, peak_kib: u64) {
-    println!(
-        "reliability: {}",
-        serde_json::json!({
-            "fault": fault, "tries": tries, "lost": lost, "duplicates": duplicates,
-            "crashes": crashes, "peak_rss_mib": peak_kib / 1024,
-        })
     );
 }

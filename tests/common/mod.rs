@@ -297,3 +297,29 @@ pub fn wait_for_lines(path: &Path, count: usize, limit: Duration) -> Vec<String>
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// One row of the README's Reliability table (`tests/reliability_report.sh` collects them from
+/// the suite's output): a fault or input, how often it was tried, what was lost or duplicated,
+/// and the agent's peak memory where a separate agent process ran. A test that reports has
+/// passed its assertions, so it saw no crash.
+pub struct Row<'a> {
+    pub fault: &'a str,
+    pub tries: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub peak_rss_kib: Option<u64>,
+}
+
+pub fn report(row: &Row<'_>) {
+    println!(
+        "reliability: {}",
+        serde_json::json!({
+            "fault": row.fault,
+            "tries": row.tries,
+            "lost": row.lost,
+            "duplicates": row.duplicates,
+            "crashes": 0,
+            "peak_rss_mib": row.peak_rss_kib.map(|kib| (kib + 1023) / 1024),
+        })
+    );
+}
