@@ -319,7 +319,7 @@ pub fn report(row: &Row<'_>) {
             "lost": row.lost,
             "duplicates": row.duplicates,
             "crashes": 0,
-            "peak_rss_mib": row.peak_rss_kib.map(|kib| (kib + 1023) / 1024),
+            "peak_rss_mib": row.peak_rss_kib.map(|kib| kib.div_ceil(1024)),
         })
     );
 }
