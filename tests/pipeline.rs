@@ -407,6 +407,13 @@ when_full = "drop_newest"
         peak_kib > 0 && peak_kib < 150 * 1024,
         "peak RSS {peak_kib} KiB after 200 MB through a slow sink"
     );
+    common::report(&common::Row {
+        fault: "a sink 200x slower than the input, drop_newest (lost = uncounted drops)",
+        tries: total as u64,
+        lost: total as u64 - (discarded + consumed + buffered) as u64,
+        duplicates: 0,
+        peak_rss_kib: Some(peak_kib),
+    });
 
     agent.stop();
 }
@@ -448,6 +455,16 @@ when_full = "block"
         ),
         0.0
     );
+    // Backpressure, not buffering: 10 MB sent faster than the sink takes stays bounded.
+    let peak_kib = agent.peak_rss_kib();
+    assert!(peak_kib < 150 * 1024, "peak RSS {peak_kib} KiB");
+    common::report(&common::Row {
+        fault: "a sink slower than the input, block (backpressure)",
+        tries: total as u64,
+        lost: total as u64 - consumed as u64,
+        duplicates: 0,
+        peak_rss_kib: Some(peak_kib),
+    });
     agent.stop();
 }
 
