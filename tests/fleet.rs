@@ -260,6 +260,13 @@ fn the_aggregator_down_for_a_while_loses_nothing() {
         write_range(20_000 + step * 8_000..20_000 + (step + 1) * 8_000);
         std::thread::sleep(Duration::from_secs(1));
     }
+    // The agent's /health says which sink is failing, and why.
+    let (status, body) = common::http_get(agent_api, "/health").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("unreachable") && body.contains("retrying"),
+        "{body}"
+    );
     let mut aggregator = Agent::start(&aggregator_dir, &config, aggregator_api);
     let started = Instant::now();
     let lines = loop {
@@ -293,6 +300,15 @@ fn the_aggregator_down_for_a_while_loses_nothing() {
         peak_kib < 100 * 1024,
         "the agent's memory stays within its buffers: {peak_kib} KiB"
     );
+    let (status, body) = common::http_get(agent_api, "/health").unwrap();
+    assert_eq!(status, 200, "recovered: {body}");
+    common::report(&common::Row {
+        fault: "the aggregator down for 10 s under an agent tailing 100,000 lines",
+        tries: 1,
+        lost: missing as u64,
+        duplicates: duplicates as u64,
+        peak_rss_kib: Some(peak_kib),
+    });
     agent.stop();
     aggregator.stop();
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the README's Reliability table from the suite's own output: runs the fault and
-# hostile-input tests (tests/reliability.rs, pipeline.rs, remediation_engine.rs, fuzz.rs), takes
+# hostile-input tests (tests/reliability.rs, pipeline.rs, fleet.rs, remediation_engine.rs,
+# fuzz.rs), takes
 # the `reliability: {json}` row each prints once its assertions have passed, and writes them
 # between the README's reliability markers.
 #
@@ -10,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-cargo test --test reliability --test pipeline --test remediation_engine --test fuzz -- --nocapture 2>/dev/null \
+cargo test --test reliability --test pipeline --test fleet --test remediation_engine --test fuzz -- --nocapture 2>/dev/null \
     | grep '^reliability: ' > "$out" || true
 python3 - "$out" README.md <<'PY'
 import json, sys

@@ -114,6 +114,7 @@ impl ForwardSink {
     /// Sends until the aggregator takes the body; `false` if it refused some lines for good.
     async fn deliver(&self, body: Vec<u8>, cx: &SinkContext) -> bool {
         let mut backoff = Duration::from_millis(200);
+        let mut failing = false;
         loop {
             let mut request = self
                 .client
@@ -126,8 +127,14 @@ impl ForwardSink {
             if let Some(token) = self.token.expose() {
                 request = request.bearer_auth(token);
             }
-            let wait = match request.send().await {
-                Ok(response) if response.status().is_success() => return true,
+            let (wait, problem) = match request.send().await {
+                Ok(response) if response.status().is_success() => {
+                    if failing {
+                        tracing::info!(component_id = %cx.id, "the aggregator takes entries again");
+                        cx.health.running();
+                    }
+                    return true;
+                }
                 Ok(response) if response.status() == reqwest::StatusCode::BAD_REQUEST => {
                     let text = response.text().await.unwrap_or_default();
                     cx.metrics.error("rejected_lines");
@@ -143,14 +150,23 @@ impl ForwardSink {
                         .and_then(|v| v.parse::<u64>().ok())
                         .map(Duration::from_secs);
                     tracing::debug!(component_id = %cx.id, status = %response.status(), "aggregator refused; retrying");
-                    retry_after.unwrap_or(backoff)
+                    (
+                        retry_after.unwrap_or(backoff),
+                        format!("the aggregator answered {}", response.status()),
+                    )
                 }
                 Err(error) => {
                     cx.metrics.error("network_error");
                     tracing::debug!(component_id = %cx.id, %error, "aggregator unreachable; retrying");
-                    backoff
+                    (backoff, format!("the aggregator is unreachable: {error}"))
                 }
             };
+            if !failing {
+                failing = true;
+                tracing::warn!(component_id = %cx.id, url = %self.url, "{problem}; retrying");
+                cx.health
+                    .failed(format!("{}: {problem} (retrying)", self.url));
+            }
             tokio::time::sleep(wait).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
