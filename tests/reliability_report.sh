@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the README's Reliability table from the suite's own output: runs the fault and
 # hostile-input tests (tests/reliability.rs, pipeline.rs, fleet.rs, remediation_engine.rs,
-# fuzz.rs), takes
-# the `reliability: {json}` row each prints once its assertions have passed, and writes them
-# between the README's reliability markers.
+# fuzz.rs), takes the `reliability: {json}` row each prints once its assertions have passed,
+# and writes them between the README's reliability markers.
 #
 #   tests/reliability_report.sh            # fuzzing 3 s per target
 #   TAILFIX_FUZZ_SECONDS=600 tests/reliability_report.sh
