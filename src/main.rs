@@ -82,15 +82,8 @@ fn main() -> ExitCode {
                 }
             };
             init_logging(&loaded.global.agent.log_level);
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(error) => {
-                    eprintln!("cannot start the async runtime: {error}");
-                    return ExitCode::FAILURE;
-                }
+            let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
+                return ExitCode::FAILURE;
             };
             let result = runtime.block_on(tailfix::app::run(loaded));
             // Blocking threads (file readers, writers) have finished or been abandoned by the
@@ -121,15 +114,8 @@ fn validate(path: &std::path::Path) -> ExitCode {
         }
     };
     // Some clients (octocrab's) start background tasks when they are built.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
+        return ExitCode::FAILURE;
     };
     let _inside = runtime.enter();
     let mut errors: Vec<String> =
@@ -163,6 +149,15 @@ fn validate(path: &std::path::Path) -> ExitCode {
         }
     );
     ExitCode::SUCCESS
+}
+
+/// The async runtime, or `None` after saying why it could not start.
+fn runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runtime> {
+    builder
+        .enable_all()
+        .build()
+        .map_err(|error| eprintln!("cannot start the async runtime: {error}"))
+        .ok()
 }
 
 /// Logs go to stderr (stdout belongs to the console sink). `RUST_LOG` overrides `log_level`.

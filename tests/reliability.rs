@@ -303,27 +303,13 @@ fn listen_backlog(port: u16) -> u32 {
 #[test]
 fn connection_floods_are_bounded_and_health_keeps_answering() {
     let dir = tempfile::tempdir().unwrap();
-    let api = free_port();
-    let tcp = free_port();
+    let (api, tcp) = (free_port(), free_port());
     let out = dir.path().join("out.log");
-    let config = format!(
-        r#"
-[agent]
-data_dir = "data"
-[api]
-address = "127.0.0.1:{api}"
-[sources.raw]
-type = "socket"
-address = "127.0.0.1:{tcp}"
-max_connections = 50
-idle_timeout = "1s"
-[sinks.out]
-type = "file"
-inputs = ["raw"]
-path = "{out}"
-encoding = "text"
-"#,
-        out = out.display()
+    let config = socket_to_text_file(
+        api,
+        tcp,
+        &out,
+        "max_connections = 50\nidle_timeout = \"1s\"",
     );
     let mut agent = Agent::start(dir.path(), &config, api);
     let minimum = 1024.min(
@@ -440,6 +426,29 @@ inputs = ["in"]
     agent.stop();
 }
 
+/// A config: a TCP `socket` source on `tcp` (with `source_keys`), its lines written as text to
+/// `out`, the API on `api`.
+fn socket_to_text_file(api: u16, tcp: u16, out: &std::path::Path, source_keys: &str) -> String {
+    format!(
+        r#"
+[agent]
+data_dir = "data"
+[api]
+address = "127.0.0.1:{api}"
+[sources.raw]
+type = "socket"
+address = "127.0.0.1:{tcp}"
+{source_keys}
+[sinks.out]
+type = "file"
+inputs = ["raw"]
+path = "{out}"
+encoding = "text"
+"#,
+        out = out.display()
+    )
+}
+
 /// A small tmpfs mounted for one test, unmounted when dropped (the tests run as root in CI).
 struct SmallDisk {
     path: std::path::PathBuf,
@@ -477,25 +486,8 @@ fn a_full_disk_is_waited_out_and_nothing_is_lost() {
     let out = disk.path.join("out.log");
     let filler = disk.path.join("filler");
     std::fs::write(&filler, vec![b'f'; 200 * 1024]).unwrap();
-    let api = free_port();
-    let tcp = free_port();
-    let config = format!(
-        r#"
-[agent]
-data_dir = "data"
-[api]
-address = "127.0.0.1:{api}"
-[sources.raw]
-type = "socket"
-address = "127.0.0.1:{tcp}"
-[sinks.out]
-type = "file"
-inputs = ["raw"]
-path = "{out}"
-encoding = "text"
-"#,
-        out = out.display()
-    );
+    let (api, tcp) = (free_port(), free_port());
+    let config = socket_to_text_file(api, tcp, &out, "");
     let mut agent = Agent::start(dir.path(), &config, api);
     let total = 2_000;
     let line = |i: usize| format!("line {i:05} {}", "p".repeat(88));
@@ -551,25 +543,8 @@ fn a_sink_path_that_cannot_be_opened_is_retried_until_it_can() {
     let blocked = dir.path().join("blocked");
     std::fs::write(&blocked, b"").unwrap();
     let out = blocked.join("out.log");
-    let api = free_port();
-    let tcp = free_port();
-    let config = format!(
-        r#"
-[agent]
-data_dir = "data"
-[api]
-address = "127.0.0.1:{api}"
-[sources.raw]
-type = "socket"
-address = "127.0.0.1:{tcp}"
-[sinks.out]
-type = "file"
-inputs = ["raw"]
-path = "{out}"
-encoding = "text"
-"#,
-        out = out.display()
-    );
+    let (api, tcp) = (free_port(), free_port());
+    let config = socket_to_text_file(api, tcp, &out, "");
     let mut agent = Agent::spawn(dir.path(), &config, api);
     agent.wait_api(Duration::from_secs(30));
     let mut sender = std::net::TcpStream::connect(("127.0.0.1", tcp)).unwrap();
@@ -953,4 +928,42 @@ encoding = "text"
         duplicates <= kills * per_kill_bound,
         "{duplicates} duplicates for {kills} kills (bound {per_kill_bound} a kill)"
     );
+}
+
+/// A console sink whose reader has gone (a closed pipe) retries with backoff, shows why in
+/// `/health`, and still stops cleanly (it failed for good on the first error before).
+#[test]
+fn a_console_whose_reader_is_gone_is_retried_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, tcp) = (free_port(), free_port());
+    let config = format!(
+        "[agent]\ndata_dir = \"data\"\n[api]\naddress = \"127.0.0.1:{api}\"\n[sources.raw]\ntype = \"socket\"\naddress = \"127.0.0.1:{tcp}\"\n[sinks.out]\ntype = \"console\"\ninputs = [\"raw\"]\nencoding = \"text\"\n"
+    );
+    let mut agent = Agent::spawn(dir.path(), &config, api);
+    agent.wait_healthy(Duration::from_secs(30));
+    drop(agent.child.stdout.take());
+    let mut sender = std::net::TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    sender.write_all(b"nobody reads this\n").unwrap();
+    drop(sender);
+    let started = std::time::Instant::now();
+    let body = loop {
+        let (_, body) = common::http_get(api, "/health").unwrap();
+        if body.contains("retrying") {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never reported: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(body.contains("Broken pipe"), "{body}");
+    report(&Row {
+        fault: "a console sink whose reader has gone",
+        tries: 1,
+        lost: 0,
+        duplicates: 0,
+        peak_rss_kib: Some(agent.peak_rss_kib()),
+    });
+    agent.stop();
 }

@@ -1,5 +1,7 @@
 //! `type = "console"`: entries to standard output (or standard error).
 
+use std::time::Duration;
+
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
@@ -52,15 +54,42 @@ impl Sink for ConsoleSink {
                 for entry in batch.entries() {
                     self.config.encoding.encode(entry, &mut buffer);
                 }
-                let written = async {
-                    writer.write_all(&buffer).await?;
-                    writer.flush().await
-                }
-                .await;
-                if let Err(error) = written {
-                    batch.mark_failed();
+                // A console that cannot be written (a full pipe's reader gone away, a
+                // terminal closed) is retried with backoff: backpressure meanwhile, as for a
+                // slow sink, and /health says why. Stopping while failing counts the batch.
+                let mut backoff: Option<Duration> = None;
+                loop {
+                    let written = async {
+                        writer.write_all(&buffer).await?;
+                        writer.flush().await
+                    }
+                    .await;
+                    let Err(error) = written else {
+                        if backoff.is_some() {
+                            cx.health.running();
+                        }
+                        break;
+                    };
                     cx.metrics.error("write_failed");
-                    return Err(ComponentError::io("writing to the console", error));
+                    if cx.shutdown.is_cancelled() {
+                        batch.mark_failed();
+                        cx.metrics.discarded("sink_failed", batch.len());
+                        return Err(ComponentError::io("writing to the console", error));
+                    }
+                    let wait = match backoff {
+                        Some(wait) => (wait * 2).min(Duration::from_secs(5)),
+                        None => {
+                            tracing::warn!(component_id = %cx.id, %error, "cannot write to the console; retrying");
+                            cx.health
+                                .failed(format!("writing to the console: {error} (retrying)"));
+                            Duration::from_millis(100)
+                        }
+                    };
+                    backoff = Some(wait);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = cx.shutdown.cancelled() => {}
+                    }
                 }
                 cx.metrics.sent(batch.len());
             }

@@ -29,6 +29,20 @@ pub struct LocalRepository {
 }
 
 impl LocalRepository {
+    /// `git ls-tree -r -z` of the base commit, with `options`.
+    async fn ls_tree(&self, options: &[&str]) -> Result<Vec<u8>, RepositoryError> {
+        let commit = self.base_commit().await?;
+        let mut args = vec!["ls-tree", "-r", "-z"];
+        args.extend_from_slice(options);
+        args.push(&commit);
+        self.git(&args)
+            .await?
+            .ok_or_else(|| RepositoryError::Command {
+                command: "git ls-tree".to_string(),
+                message: format!("cannot list {commit}"),
+            })
+    }
+
     pub fn new(path: PathBuf, branch: String) -> Self {
         LocalRepository {
             path,
@@ -290,14 +304,7 @@ impl RepositoryClient for LocalRepository {
 
     fn list_files(&self) -> RepoFuture<'_, Vec<String>> {
         Box::pin(async move {
-            let commit = self.base_commit().await?;
-            let out = self
-                .git(&["ls-tree", "-r", "-z", "--name-only", &commit])
-                .await?
-                .ok_or_else(|| RepositoryError::Command {
-                    command: "git ls-tree".to_string(),
-                    message: format!("cannot list {commit}"),
-                })?;
+            let out = self.ls_tree(&["--name-only"]).await?;
             Ok(out
                 .split(|b| *b == 0)
                 .filter(|name| !name.is_empty())
@@ -315,14 +322,7 @@ impl RepositoryClient for LocalRepository {
 
     fn symlinks(&self) -> RepoFuture<'_, Vec<String>> {
         Box::pin(async move {
-            let commit = self.base_commit().await?;
-            let out = self
-                .git(&["ls-tree", "-r", "-z", &commit])
-                .await?
-                .ok_or_else(|| RepositoryError::Command {
-                    command: "git ls-tree".to_string(),
-                    message: format!("cannot list {commit}"),
-                })?;
+            let out = self.ls_tree(&[]).await?;
             // `<mode> SP <type> SP <object> TAB <path>`; links have mode 120000.
             Ok(out
                 .split(|b| *b == 0)
