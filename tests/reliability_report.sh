@@ -17,10 +17,10 @@ import json, sys
 rows = [json.loads(line.split(": ", 1)[1]) for line in open(sys.argv[1])]
 if not rows:
     sys.exit("no reliability rows: did the tests run?")
-table = ["| fault or input | tried | lines lost | duplicates | crashes | peak RSS |",
+table = ["| fault or input | tried | lost uncounted | duplicates | crashes | agent peak RSS |",
          "| --- | ---: | ---: | ---: | ---: | ---: |"]
 for row in rows:
-    peak = f"{row['peak_rss_mib']} MiB" if row["peak_rss_mib"] is not None else "(in the test process)"
+    peak = f"{row['peak_rss_mib']} MiB" if row["peak_rss_mib"] is not None else "–"
     table.append(f"| {row['fault']} | {row['tries']:,} | {row['lost']} | {row['duplicates']:,} | {row['crashes']} | {peak} |")
 readme = open(sys.argv[2]).read()
 start, end = "<!-- reliability:start -->", "<!-- reliability:end -->"
