@@ -449,6 +449,28 @@ encoding = "text"
     )
 }
 
+/// A config: a `file` source following `include`, its lines written as text to `out`, the API
+/// on `api`.
+fn files_to_text_file(api: u16, include: &str, out: &std::path::Path) -> String {
+    format!(
+        r#"
+[agent]
+data_dir = "data"
+[api]
+address = "127.0.0.1:{api}"
+[sources.logs]
+type = "file"
+include = ["{include}"]
+[sinks.out]
+type = "file"
+inputs = ["logs"]
+path = "{out}"
+encoding = "text"
+"#,
+        out = out.display()
+    )
+}
+
 /// A small tmpfs mounted for one test, unmounted when dropped (the tests run as root in CI).
 struct SmallDisk {
     path: std::path::PathBuf,
@@ -585,24 +607,7 @@ fn rss_following(files: usize) -> u64 {
     }
     let api = free_port();
     let out = dir.path().join("out.log");
-    let config = format!(
-        r#"
-[agent]
-data_dir = "data"
-[api]
-address = "127.0.0.1:{api}"
-[sources.logs]
-type = "file"
-include = ["{logs}/*.log"]
-[sinks.out]
-type = "file"
-inputs = ["logs"]
-path = "{out}"
-encoding = "text"
-"#,
-        logs = logs.display(),
-        out = out.display()
-    );
+    let config = files_to_text_file(api, &format!("{}/*.log", logs.display()), &out);
     let mut agent = Agent::start(dir.path(), &config, api);
     common::wait_for_lines(&out, files, Duration::from_secs(120));
     // A few idle polls of every file.
@@ -823,24 +828,7 @@ fn kill_9_twenty_times_during_a_rotating_tail_loses_nothing() {
     std::fs::create_dir_all(&logs).unwrap();
     let out = dir.path().join("out.log");
     let api = free_port();
-    let config = format!(
-        r#"
-[agent]
-data_dir = "data"
-[api]
-address = "127.0.0.1:{api}"
-[sources.logs]
-type = "file"
-include = ["{logs}/app.log*"]
-[sinks.out]
-type = "file"
-inputs = ["logs"]
-path = "{out}"
-encoding = "text"
-"#,
-        logs = logs.display(),
-        out = out.display()
-    );
+    let config = files_to_text_file(api, &format!("{}/app.log*", logs.display()), &out);
     let total: u64 = 1_000_000;
     let line = |i: u64| format!("line {i:07} {}\n", "y".repeat(32));
     let line_bytes = line(0).len() as u64;
