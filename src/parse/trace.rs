@@ -189,11 +189,51 @@ fn cause(language: Language, exception: String, message: Option<String>) -> Stac
     }
 }
 
+/// Whether a frame's file is, by its path, a language's standard library, an installed package
+/// or a toolchain's code, in any language: never the application's, however its name matches a
+/// repository file (`…/python3.11/json/decoder.py` is not `app/decoder.py`). The paths are the
+/// places package managers and toolchains install into, not names of any one project.
+pub fn library_path(file: &str) -> bool {
+    const PLACES: &[&str] = &[
+        // Python: the standard library, installed packages, virtual environments.
+        "/lib/python",
+        "/site-packages/",
+        "/dist-packages/",
+        "/.venv/",
+        "/venv/",
+        "/virtualenvs/",
+        "/.pyenv/versions/",
+        "/lib/pypy",
+        // Node.js.
+        "node_modules/",
+        // Go: GOROOT and the module cache.
+        "/go/src/runtime/",
+        "/usr/lib/go",
+        "/usr/local/go/",
+        "/go/pkg/mod/",
+        "/goroot/",
+        // Rust: the toolchain's sources and the registry and git checkouts of crates.
+        "/rustc/",
+        "/.cargo/registry/",
+        "/.cargo/git/",
+        "/.rustup/toolchains/",
+        // Ruby.
+        "/gems/",
+        "/lib/ruby/",
+        // JVM modules and archives; .NET's shared framework.
+        "/jdk/",
+        "/jre/lib/",
+        "/.m2/repository/",
+        "/.gradle/caches/",
+        "/dotnet/shared/",
+    ];
+    const STARTS: &[&str] = &["<", "node:", "internal/", "java.base/", "/rustc/"];
+    STARTS.iter().any(|start| file.starts_with(start))
+        || PLACES.iter().any(|place| file.contains(place))
+}
+
 fn python_in_app(file: &str) -> bool {
-    !(file.contains("/site-packages/")
-        || file.contains("/dist-packages/")
-        || file.contains("/lib/python")
-        || file.starts_with('<'))
+    !library_path(file)
 }
 
 fn java(lines: &[&str]) -> StackTrace {
@@ -330,9 +370,7 @@ fn node(lines: &[&str]) -> StackTrace {
         .map(|captures| {
             let file = captures[2].to_string();
             Frame {
-                in_app: !(file.starts_with("node:")
-                    || file.contains("node_modules")
-                    || file.starts_with("internal/")),
+                in_app: !library_path(&file),
                 line: captures[3].parse().ok(),
                 column: captures[4].parse().ok(),
                 function: captures.get(1).map(|m| m.as_str().to_string()),
@@ -370,9 +408,7 @@ fn go(lines: &[&str]) -> StackTrace {
         if let Some(captures) = GO_FILE.captures(line) {
             let name = function.take();
             let file = captures[1].to_string();
-            let in_app = !(file.contains("/go/src/runtime/")
-                || file.contains("/usr/lib/go")
-                || file.contains("/usr/local/go/")
+            let in_app = !(library_path(&file)
                 || name.is_some_and(|n| n.starts_with("runtime.") || n.starts_with("testing.")));
             frames.push(Frame {
                 in_app,
@@ -465,7 +501,7 @@ fn rust_in_app(function: Option<&str>, file: &str) -> bool {
         .iter()
         .any(|prefix| f.starts_with(prefix))
     });
-    !(library_function || file.starts_with("/rustc/") || file.contains("/.cargo/registry/"))
+    !(library_function || library_path(file))
 }
 
 fn ruby(lines: &[&str]) -> StackTrace {
@@ -507,7 +543,7 @@ fn ruby(lines: &[&str]) -> StackTrace {
 }
 
 fn ruby_in_app(file: &str) -> bool {
-    !(file.contains("/gems/") || file.contains("/lib/ruby/") || file.starts_with("<internal:"))
+    !library_path(file)
 }
 
 #[cfg(test)]
@@ -707,5 +743,37 @@ mod tests {
     #[test]
     fn an_ordinary_line_is_not_a_trace() {
         assert_eq!(analyse("2026-01-01 INFO all good"), None);
+    }
+
+    #[test]
+    fn library_files_are_known_by_their_path_in_every_language() {
+        for library in [
+            "/usr/lib/python3.11/json/decoder.py",
+            "/usr/local/lib/python3.12/site-packages/requests/models.py",
+            "/home/app/.venv/lib/python3.11/site-packages/flask/app.py",
+            "/opt/app/venv/lib/python3.10/site-packages/x.py",
+            "<frozen importlib._bootstrap>",
+            "/app/node_modules/express/lib/router/index.js",
+            "node:internal/process/task_queues",
+            "internal/process/task_queues.js",
+            "/usr/local/go/src/net/http/server.go",
+            "/root/go/pkg/mod/github.com/lib/pq@v1.10.9/conn.go",
+            "/rustc/90b35a6239c3d8bdabc530a6a0816f7ff89a0aaf/library/core/src/option.rs",
+            "/home/u/.cargo/registry/src/index.crates.io-6f17d22bba15001f/tokio-1.40.0/src/x.rs",
+            "/usr/local/bundle/gems/rack-3.0.8/lib/rack/builder.rb",
+            "/usr/lib/ruby/3.2.0/json/common.rb",
+        ] {
+            assert!(library_path(library), "{library}");
+        }
+        for application in [
+            "/app/shop/cart.py",
+            "app/decoder.py",
+            "/srv/api/src/handlers/orders.js",
+            "/build/cmd/server/main.go",
+            "src/inventory.rs",
+            "/app/lib/billing/invoice.rb",
+        ] {
+            assert!(!library_path(application), "{application}");
+        }
     }
 }

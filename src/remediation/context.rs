@@ -81,16 +81,16 @@ pub fn resolve(
     None
 }
 
-/// The frames of a trace whose code can be read (those with a file), in-app first, each group
-/// top first.
+/// The frames of a trace whose code may be read: the application's frames with a file, top
+/// first.
 pub fn frames_to_read(trace: &StackTrace) -> Vec<&Frame> {
-    let mut frames: Vec<&Frame> = trace
+    // Only the application's frames: a standard library or package frame resolved by its name
+    // would send an unrelated repository file as "the failing code".
+    trace
         .frames
         .iter()
-        .filter(|frame| frame.file.is_some())
-        .collect();
-    frames.sort_by_key(|frame| !frame.in_app);
-    frames
+        .filter(|frame| frame.file.is_some() && frame.in_app)
+        .collect()
 }
 
 /// Limits on what is sent.
@@ -357,5 +357,34 @@ mod tests {
         .unwrap();
         assert_eq!(*repository.read.lock().unwrap(), vec!["shop/cart.py"]);
         assert_eq!(snippets.len(), 1);
+    }
+
+    /// A standard library frame is never matched to an application file of the same name.
+    #[tokio::test]
+    async fn a_library_frame_is_not_read_as_an_application_file() {
+        let repository = Recording {
+            files: vec![
+                ("app/decoder.py", "def decode(text):\n    return text\n"),
+                ("app/main.py", "import json\njson.loads(body)\n"),
+            ],
+            read: std::sync::Mutex::new(Vec::new()),
+        };
+        let trace = crate::parse::trace::analyse(
+            "Traceback (most recent call last):\n  File \"/app/app/main.py\", line 2, in handle\n    json.loads(body)\n  File \"/usr/lib/python3.11/json/decoder.py\", line 355, in raw_decode\n    raise JSONDecodeError(\"Expecting value\", s, err.value) from None\njson.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)",
+        )
+        .unwrap();
+        let frames = frames_to_read(&trace);
+        let validator = Validator::new(crate::remediation::validate::Guard::default()).unwrap();
+        gather(
+            &frames,
+            &repository,
+            &validator,
+            &PathMap::new([("/app/".to_string(), String::new())]),
+            "",
+            ContextBudget::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(*repository.read.lock().unwrap(), vec!["app/main.py"]);
     }
 }
