@@ -144,14 +144,26 @@ pub fn trace_fingerprint(trace: &StackTrace, frames: usize) -> Option<Fingerprin
         .filter_map(|frame| frame_identity(frame))
         .collect();
     let exception = trace.exception.as_deref().unwrap_or("");
-    let mut parts: Vec<&[u8]> = vec![b"trace", exception.as_bytes()];
-    parts.extend(
-        trace
-            .causes
-            .iter()
-            .filter_map(|cause| cause.exception.as_deref())
-            .map(str::as_bytes),
-    );
+    // An exception named by a phrase rather than a type (a Go or Rust panic's message) carries
+    // the failing values: the same bug with other values is the same incident.
+    let kind = |text: &str| {
+        if text.contains(' ') {
+            template::masked(text)
+        } else {
+            text.to_string()
+        }
+    };
+    let kinds: Vec<String> = std::iter::once(exception)
+        .chain(
+            trace
+                .causes
+                .iter()
+                .filter_map(|cause| cause.exception.as_deref()),
+        )
+        .map(kind)
+        .collect();
+    let mut parts: Vec<&[u8]> = vec![b"trace"];
+    parts.extend(kinds.iter().map(|kind| kind.as_bytes()));
     parts.push(b"frames");
     parts.extend(identities.iter().map(|identity| identity.as_bytes()));
     let hash = fnv1a_128(&parts);
@@ -311,5 +323,38 @@ mod tests {
             "Worker.lambda$main$#"
         );
         assert_eq!(normalize_function("handler at 0x7ffd12ab"), "handler at 0x");
+    }
+
+    /// A panic's message is part of its kind; its values are not: the same bug on other values
+    /// and pids is one fingerprint, another message another.
+    #[test]
+    fn a_panic_message_counts_without_its_values() {
+        let panic = |message: &str, line: u32| {
+            let text = format!(
+                "thread 'worker-3' panicked at src/stock.rs:{line}:9:\n{message}\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace"
+            );
+            let trace = crate::parse::trace::analyse(&text).expect("a panic");
+            trace_fingerprint(&trace, DEFAULT_FRAMES)
+                .expect("fingerprinted")
+                .hex
+        };
+        let one = panic(
+            "reservation for sku 4411 exceeds stock (5 > 3) in pid 11817",
+            19,
+        );
+        let again = panic("reservation for sku 87 exceeds stock (12 > 0) in pid 2", 21);
+        let other = panic("warehouse code missing for region 4", 19);
+        assert_eq!(one, again);
+        assert_ne!(one, other);
+        let go = |value: &str| {
+            let text = format!(
+                "panic: order {value} has no lines\n\ngoroutine 1 [running]:\nmain.checkout(...)\n\t/build/cmd/shop/main.go:14 +0x1d\nexit status 2"
+            );
+            let trace = crate::parse::trace::analyse(&text).expect("a panic");
+            trace_fingerprint(&trace, DEFAULT_FRAMES)
+                .expect("fingerprinted")
+                .hex
+        };
+        assert_eq!(go("A-1029"), go("B-77"));
     }
 }

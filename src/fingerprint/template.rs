@@ -128,6 +128,16 @@ pub struct TemplateMatch {
     pub is_new: bool,
 }
 
+/// `message` with its variable parts masked as the miner masks them (`<*>`): numbers, hex,
+/// ids, quoted values, paths, addresses. For text seen once, such as an exception's message,
+/// where no cluster is wanted, only the miner's judgement of what is a value.
+pub fn masked(message: &str) -> String {
+    TemplateMiner::new(MinerConfig::default())
+        .add(message.as_bytes())
+        .template
+        .to_string()
+}
+
 /// An online, bounded-memory log template miner. See the module documentation.
 #[derive(Debug)]
 pub struct TemplateMiner {
