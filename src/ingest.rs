@@ -123,6 +123,10 @@ pub fn entry_from_json(line: &[u8], ingest_source: &Arc<str>) -> Result<LogEntry
         // the same trace as they would have there.
         entry.trace = StackTrace::from_metadata(&entry.metadata).map(Arc::new);
     }
+    if entry.trace.is_none() {
+        // A sender that is not a tailfix agent may put a whole trace in `message`.
+        crate::parse::trace::annotate_multiline_message(&mut entry);
+    }
     Ok(entry)
 }
 

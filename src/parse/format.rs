@@ -111,6 +111,9 @@ pub fn decode(
         decode_text(&mut entry, &line);
     }
     entry.raw = line;
+    // A message that holds a whole trace (a syslog message from Python's SysLogHandler, a
+    // JSON field): a trace entry like joined lines.
+    super::trace::annotate_multiline_message(&mut entry);
     entry
 }
 

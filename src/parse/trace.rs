@@ -84,6 +84,26 @@ pub fn annotate(entry: &mut LogEntry) {
     entry.trace = Some(Arc::new(trace));
 }
 
+/// An entry whose message holds several lines (a syslog message, a JSON field, an agent's
+/// entry) and is a stack trace becomes a trace entry as joined lines do: `error_trace` is the
+/// message, `message` its first line, and the trace's keys go into `metadata`. Its level stays
+/// (a syslog severity knows better than a guess). Returns whether it was a trace.
+pub fn annotate_multiline_message(entry: &mut LogEntry) -> bool {
+    if entry.error_trace.is_some() || memchr::memchr(b'\n', &entry.message).is_none() {
+        return false;
+    }
+    let text = entry.message.clone();
+    let Some(trace) = analyse(&String::from_utf8_lossy(&text)) else {
+        return false;
+    };
+    let first_line = text.split(|b| *b == b'\n').next().unwrap_or_default();
+    entry.message = text.slice_ref(strip_log_prefix(first_line));
+    entry.error_trace = Some(text);
+    trace.write_metadata(&mut entry.metadata);
+    entry.trace = Some(Arc::new(trace));
+    true
+}
+
 /// Analyses a whole trace (lines joined with `\n`), or `None` if it is not one.
 pub fn analyse(trace: &str) -> Option<StackTrace> {
     let lines: Vec<&str> = trace.lines().collect();
