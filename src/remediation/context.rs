@@ -318,6 +318,22 @@ mod tests {
         }
     }
 
+    /// `gather` with the default guard and budget, `/app/` mapped to the repository root.
+    async fn gather_under_app(frames: &[&Frame], repository: &Recording) -> Vec<Snippet> {
+        let validator = Validator::new(crate::remediation::validate::Guard::default()).unwrap();
+        let map = PathMap::new([("/app/".to_string(), String::new())]);
+        gather(
+            frames,
+            repository,
+            &validator,
+            &map,
+            "",
+            ContextBudget::default(),
+        )
+        .await
+        .unwrap()
+    }
+
     /// A trace is untrusted text: a frame naming `.env`, a key or a credential store makes
     /// tailfix read nothing of it (its secrets went into the prompt before).
     #[tokio::test]
@@ -344,17 +360,7 @@ mod tests {
             frame("/app/shop/cart.py"),
         ];
         let frames: Vec<&Frame> = frames.iter().collect();
-        let validator = Validator::new(crate::remediation::validate::Guard::default()).unwrap();
-        let snippets = gather(
-            &frames,
-            &repository,
-            &validator,
-            &PathMap::new([("/app/".to_string(), String::new())]),
-            "",
-            ContextBudget::default(),
-        )
-        .await
-        .unwrap();
+        let snippets = gather_under_app(&frames, &repository).await;
         assert_eq!(*repository.read.lock().unwrap(), vec!["shop/cart.py"]);
         assert_eq!(snippets.len(), 1);
     }
@@ -373,18 +379,7 @@ mod tests {
             "Traceback (most recent call last):\n  File \"/app/app/main.py\", line 2, in handle\n    json.loads(body)\n  File \"/usr/lib/python3.11/json/decoder.py\", line 355, in raw_decode\n    raise JSONDecodeError(\"Expecting value\", s, err.value) from None\njson.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)",
         )
         .unwrap();
-        let frames = frames_to_read(&trace);
-        let validator = Validator::new(crate::remediation::validate::Guard::default()).unwrap();
-        gather(
-            &frames,
-            &repository,
-            &validator,
-            &PathMap::new([("/app/".to_string(), String::new())]),
-            "",
-            ContextBudget::default(),
-        )
-        .await
-        .unwrap();
+        gather_under_app(&frames_to_read(&trace), &repository).await;
         assert_eq!(*repository.read.lock().unwrap(), vec!["app/main.py"]);
     }
 }
