@@ -94,3 +94,56 @@ path = "{out}"
     assert_eq!(last["error_trace"], Value::Null, "{last}");
     agent.stop();
 }
+
+/// A JSON line with the trace in a field of its own (Python's `exc_info`, pino's `err.stack`,
+/// ECS's `error.stack_trace`, OpenTelemetry's `exception.stacktrace`) keeps its message and
+/// gets the field's trace.
+#[test]
+fn a_trace_in_a_field_of_a_json_line_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, socket) = (free_port(), free_port());
+    let out = dir.path().join("out.json");
+    let config = format!(
+        "[agent]\ndata_dir = \"data\"\n[api]\naddress = \"127.0.0.1:{api}\"\n[sources.json]\ntype = \"socket\"\naddress = \"127.0.0.1:{socket}\"\n[sinks.out]\ntype = \"file\"\ninputs = [\"json\"]\npath = \"{}\"\n",
+        out.display()
+    );
+    let mut agent = Agent::start(dir.path(), &config, api);
+    let node = "Error: stock exhausted\n    at reserve (/srv/app/src/stock.js:41:11)\n    at processTicksAndRejections (node:internal/process/task_queues:95:5)";
+    let lines = [
+        (
+            serde_json::json!({"levelname": "ERROR", "message": "checkout failed", "exc_info": TRACEBACK}),
+            TRACEBACK,
+            "ZeroDivisionError",
+        ),
+        (
+            serde_json::json!({"level": 50, "msg": "reservation failed", "err": {"type": "Error", "message": "stock exhausted", "stack": node}}),
+            node,
+            "Error",
+        ),
+        (
+            serde_json::json!({"log.level": "error", "message": "checkout failed", "error.stack_trace": TRACEBACK}),
+            TRACEBACK,
+            "ZeroDivisionError",
+        ),
+        (
+            serde_json::json!({"severity": "ERROR", "body": "checkout failed", "exception": {"type": "ZeroDivisionError", "stacktrace": TRACEBACK}}),
+            TRACEBACK,
+            "ZeroDivisionError",
+        ),
+    ];
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", socket)).unwrap();
+    for (line, _, _) in &lines {
+        writeln!(stream, "{line}").unwrap();
+    }
+    drop(stream);
+    let got = entries(&out, lines.len());
+    for (entry, (sent, trace, exception)) in got.iter().zip(&lines) {
+        assert_eq!(entry["error_trace"], *trace, "{sent} -> {entry}");
+        assert_eq!(entry["metadata"]["exception"], *exception, "{entry}");
+        assert!(
+            !entry["message"].as_str().unwrap().contains('\n'),
+            "the line's own message stays: {entry}"
+        );
+    }
+    agent.stop();
+}

@@ -112,8 +112,11 @@ pub fn decode(
     }
     entry.raw = line;
     // A message that holds a whole trace (a syslog message from Python's SysLogHandler, a
-    // JSON field): a trace entry like joined lines.
-    super::trace::annotate_multiline_message(&mut entry);
+    // JSON message), or a structured entry with one in a field: a trace entry like joined lines.
+    let structured = decoded && matches!(format, Format::Json | Format::Logfmt);
+    if !(structured && super::trace::annotate_trace_field(&mut entry)) {
+        super::trace::annotate_multiline_message(&mut entry);
+    }
     entry
 }
 

@@ -104,6 +104,60 @@ pub fn annotate_multiline_message(entry: &mut LogEntry) -> bool {
     true
 }
 
+/// Fields where structured loggers put a stack trace: Python's `exc_info`/`exc_text`, Go's
+/// and Java's `stack_trace`/`stacktrace`, Node's `stack`, pino's `err.stack`, ECS's
+/// `error.stack_trace`, OpenTelemetry's `exception.stacktrace`; nested or dotted.
+const TRACE_FIELDS: &[&[&str]] = &[
+    &["exc_info"],
+    &["exc_text"],
+    &["stack_trace"],
+    &["stacktrace"],
+    &["stack"],
+    &["traceback"],
+    &["exception"],
+    &["error.stack_trace"],
+    &["error.stack"],
+    &["err.stack"],
+    &["exception.stacktrace"],
+    &["error", "stack_trace"],
+    &["error", "stack"],
+    &["err", "stack"],
+    &["exception", "stacktrace"],
+];
+
+/// A structured entry (JSON, logfmt) with a stack trace in one of [`TRACE_FIELDS`]: the field's
+/// text becomes `error_trace` and its trace the entry's; the entry keeps its own message and
+/// level. Returns whether one was found.
+pub fn annotate_trace_field(entry: &mut LogEntry) -> bool {
+    if entry.error_trace.is_some() || entry.metadata.is_empty() {
+        return false;
+    }
+    for path in TRACE_FIELDS {
+        let mut value = entry.metadata.get(path[0]);
+        for key in &path[1..] {
+            value = match value {
+                Some(crate::event::Value::Map(inner)) => inner.get(key),
+                _ => None,
+            };
+        }
+        let Some(text) = value.and_then(crate::event::Value::as_bytes) else {
+            continue;
+        };
+        if memchr::memchr(b'\n', text).is_none() {
+            continue;
+        }
+        let text = bytes::Bytes::copy_from_slice(text);
+        let Some(trace) = analyse(&String::from_utf8_lossy(&text)) else {
+            continue;
+        };
+        entry.error_trace = Some(text);
+        trace.write_metadata(&mut entry.metadata);
+        entry.trace = Some(Arc::new(trace));
+        return true;
+    }
+    false
+}
+
 /// Analyses a whole trace (lines joined with `\n`), or `None` if it is not one.
 pub fn analyse(trace: &str) -> Option<StackTrace> {
     let lines: Vec<&str> = trace.lines().collect();
