@@ -521,18 +521,7 @@ fn a_full_disk_is_waited_out_and_nothing_is_lost() {
     }
     drop(sender);
 
-    let started = std::time::Instant::now();
-    let body = loop {
-        let (_, body) = common::http_get(api, "/health").unwrap();
-        if body.contains("No space left") {
-            break body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never reported: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let body = agent.wait_health_saying("No space left", Duration::from_secs(30));
     assert!(body.contains("\"failed\""), "{body}");
     let written = std::fs::read(&out).unwrap_or_default();
     assert!(
@@ -933,18 +922,7 @@ fn a_console_whose_reader_is_gone_is_retried_and_reported() {
     let mut sender = std::net::TcpStream::connect(("127.0.0.1", tcp)).unwrap();
     sender.write_all(b"nobody reads this\n").unwrap();
     drop(sender);
-    let started = std::time::Instant::now();
-    let body = loop {
-        let (_, body) = common::http_get(api, "/health").unwrap();
-        if body.contains("retrying") {
-            break body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never reported: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let body = agent.wait_health_saying("retrying", Duration::from_secs(30));
     assert!(body.contains("Broken pipe"), "{body}");
     report(&Row {
         fault: "a console sink whose reader has gone",

@@ -165,6 +165,22 @@ impl Agent {
         assert!(self.wait_exit(Duration::from_secs(30)).success());
     }
 
+    /// Waits until `/health` mentions `text` (a failing component's reason); returns the body.
+    pub fn wait_health_saying(&self, text: &str, limit: Duration) -> String {
+        let started = Instant::now();
+        loop {
+            let (_, body) = http_get(self.api_port, "/health").expect("GET /health");
+            if body.contains(text) {
+                return body;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "/health never said `{text}`: {body}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Peak resident memory so far (VmHWM), in KiB, from /proc.
     pub fn peak_rss_kib(&self) -> u64 {
         proc_status_kib(self.pid(), "VmHWM:")
