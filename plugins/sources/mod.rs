@@ -46,6 +46,7 @@ pub fn entry_from_joined(
     node_id: &Arc<str>,
     read_at: Timestamp,
 ) -> LogEntry {
+    let first_line_len = joined.first_line.len();
     let mut entry = decode(
         format,
         joined.first_line,
@@ -55,11 +56,18 @@ pub fn entry_from_joined(
     );
     if joined.lines > 1 {
         entry.raw = joined.text.clone();
-        entry.error_trace = Some(joined.text);
+        entry.error_trace = Some(joined.text.clone());
         trace::annotate(&mut entry);
+        // The trace was found after the stream's own prefix: that is where its message starts.
+        if joined.message_start > 0 && joined.message_start < first_line_len {
+            entry.message = joined.text.slice(joined.message_start..first_line_len);
+        }
     }
     entry
 }
+
+/// Error type counted for frames that came with no trace to join (passed on as ordinary lines).
+pub const TRACE_FRAGMENT: &str = "trace_fragment";
 
 /// A copy of a name (source id, node id) for one batch's entries to share. Every entry holds
 /// the names as `Arc`s: cloned by the thread that decodes, dropped by the sink's. One counter
@@ -161,6 +169,9 @@ impl LineBatcher {
 
     fn take_joined(&mut self) {
         for joined in self.joined.drain(..) {
+            if joined.fragment {
+                self.metrics.error(TRACE_FRAGMENT);
+            }
             let entry =
                 entry_from_joined(joined, self.format, &self.source, &self.node_id, self.now);
             self.entries.push(entry);

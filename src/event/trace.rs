@@ -85,12 +85,13 @@ pub struct StackTrace {
     /// or Rust panic the panic's kind.
     pub exception: Option<String>,
     pub message: Option<String>,
-    /// Innermost first. For Java this is every exception's frames, the root cause's first;
-    /// for Python the raised exception's.
+    /// Every frame of the trace, innermost first, block by block with the root cause's block
+    /// first (the exception that started a chain), the raised exception's last: where a chain
+    /// began takes part in the fingerprint and reaches the model first.
     pub frames: Vec<Frame>,
     /// Chained exceptions, in the order the trace prints them (Java's `Caused by:` outermost
-    /// first; Python's from the first raised). Each has a type and a message; its frames are
-    /// not split out of `frames` (Java) or not kept (Python).
+    /// first; Python's from the first raised). Each has a type, a message and its own block's
+    /// frames (also in `frames`).
     pub causes: Vec<StackTrace>,
 }
 

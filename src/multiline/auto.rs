@@ -61,6 +61,9 @@ pub enum Decision {
     Start(Mode),
     /// An exception header after a log line: it joins that line only if frames follow.
     Tentative,
+    /// A frame with no trace to join (nothing pending, or a pending line that names no
+    /// exception): an ordinary line, never the start of a trace.
+    Fragment,
 }
 
 /// The pending entry, as `classify` sees it.
@@ -73,13 +76,22 @@ pub struct PendingView<'a> {
 
 /// Decides for one non-blank line.
 pub fn classify(line: &[u8], pending: Option<PendingView<'_>>) -> Decision {
-    if let Some(pending) = pending {
-        if let Some(mode) = continues(line, pending.mode) {
-            return Decision::Continue(mode);
-        }
-        if is_at_frame(line) {
-            return Decision::Continue(Mode::At);
-        }
+    if let Some(pending) = pending
+        && let Some(mode) = continues(line, pending.mode)
+    {
+        return Decision::Continue(mode);
+    }
+    if is_at_frame(line) {
+        // `at` frames join a trace, or a log line that names the exception they belong to
+        // (`reserve failed: Error: unknown item`); without one they are a fragment.
+        let joins = pending.is_some_and(|pending| {
+            pending.mode != Mode::Plain || names_exception(pending.first_line)
+        });
+        return if joins {
+            Decision::Continue(Mode::At)
+        } else {
+            Decision::Fragment
+        };
     }
     let single_log_line = pending.filter(|p| p.mode == Mode::Plain && p.lines == 1);
     let logged_at = |minimum: Level| {
@@ -210,6 +222,21 @@ pub fn is_exception_header(line: &[u8]) -> bool {
         .any(|suffix| contains(name, suffix))
 }
 
+/// Whether a log line names an exception that `at` frames may follow: `TypeError: x`,
+/// `pkg.SomeException: x` or a bare `pkg.SomeError` at its end, `Exception in thread`,
+/// `Unhandled exception.`, anywhere after the line's prefix.
+pub fn names_exception(line: &[u8]) -> bool {
+    if contains(line, b"Exception in thread ") || contains(line, b"Unhandled exception.") {
+        return true;
+    }
+    [&b"Error"[..], b"Exception", b"Throwable"].iter().any(|word| {
+        memchr::memmem::find_iter(line, word).any(|at| {
+            let after = &line[at + word.len()..];
+            after.is_empty() || after.starts_with(b":") || after.starts_with(b" [")
+        })
+    })
+}
+
 /// Node.js's `/app/index.js:3` (the first line of an uncaught exception).
 fn is_node_header(line: &[u8]) -> bool {
     if !line.last().is_some_and(u8::is_ascii_digit) {
@@ -317,6 +344,11 @@ mod tests {
                 }
                 Decision::Start(next) => {
                     mode = Some(next);
+                    count = 1;
+                    first = line.to_string();
+                }
+                Decision::Fragment => {
+                    mode = Some(Mode::Plain);
                     count = 1;
                     first = line.to_string();
                 }

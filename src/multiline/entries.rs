@@ -115,7 +115,7 @@ impl EntryJoiner {
         }
         let mode = match decision {
             Decision::Continue(mode) | Decision::Start(mode) => mode,
-            Decision::Tentative => Mode::Plain,
+            Decision::Tentative | Decision::Fragment => Mode::Plain,
         };
         if let Some(previous) = self.streams.remove(&key) {
             out.push(previous.finish());

@@ -19,8 +19,10 @@ use crate::time::Timestamp;
 
 pub mod auto;
 pub mod entries;
+pub mod prefix;
 
 use self::auto::{Decision, Mode, PendingView};
+use self::prefix::PrefixLearner;
 
 /// Most lines one entry may join.
 pub const MAX_LINES: usize = 1000;
@@ -101,6 +103,12 @@ pub struct Joined {
     pub event_time: Option<Timestamp>,
     /// The container stream it came from (CRI), if any.
     pub stream: Option<Stream>,
+    /// Where the text of the first line starts after its stream's prefix, when a trace was
+    /// found there (`…ERROR Traceback (most recent call last):`); 0 otherwise.
+    pub message_start: usize,
+    /// Frames that arrived with no trace to join (none pending, or its header was not an
+    /// exception): passed on as ordinary lines, counted by the source.
+    pub fragment: bool,
 }
 
 impl Joined {
@@ -112,6 +120,8 @@ impl Joined {
             end_offset,
             event_time,
             stream: None,
+            message_start: 0,
+            fragment: false,
         }
     }
 }
@@ -125,6 +135,8 @@ struct Pending {
     last_line_at: Instant,
     mode: Mode,
     event_time: Option<Timestamp>,
+    message_start: usize,
+    fragment: bool,
 }
 
 impl Pending {
@@ -143,6 +155,8 @@ impl Pending {
             last_line_at: now,
             mode,
             event_time,
+            message_start: 0,
+            fragment: false,
         }
     }
 
@@ -156,6 +170,8 @@ impl Pending {
             end_offset: self.end_offset,
             event_time: self.event_time,
             stream: None,
+            message_start: self.message_start,
+            fragment: self.fragment,
         }
     }
 
@@ -192,6 +208,8 @@ pub struct LineAggregator {
     tentative: Option<(Bytes, u64)>,
     /// The time of the line being pushed (for the entry it may start).
     event_time: Option<Timestamp>,
+    /// `auto`: the prefix this stream puts before its lines.
+    prefix: PrefixLearner,
 }
 
 impl LineAggregator {
@@ -202,6 +220,7 @@ impl LineAggregator {
             held_blanks: Vec::new(),
             tentative: None,
             event_time: None,
+            prefix: PrefixLearner::default(),
         }
     }
 
@@ -265,13 +284,24 @@ impl LineAggregator {
             }
             return;
         }
+        let body = self.prefix.body(&line);
         if let Some((header, header_end)) = self.tentative.take() {
-            if auto::is_at_frame(&line)
+            let frame = if body.learned {
+                auto::is_at_frame(&line[body.start..])
+            } else {
+                auto::is_at_frame(&line)
+            };
+            if frame
                 && let Some(pending) = self.pending.as_mut()
                 && pending.has_room_for(&header)
             {
+                let text = if body.learned {
+                    line.slice(body.start..)
+                } else {
+                    line
+                };
                 pending.append(&header, header_end, now);
-                pending.append(&line, end_offset, now);
+                pending.append(&text, end_offset, now);
                 pending.mode = Mode::At;
                 self.held_blanks.clear();
                 return;
@@ -284,21 +314,58 @@ impl LineAggregator {
             lines: pending.lines,
             first_line: &pending.first_line,
         });
-        match auto::classify(&line, view) {
-            Decision::Continue(mode) => match self.pending.as_mut() {
-                Some(pending) if pending.has_room_for(&line) => {
-                    for (blank, blank_end) in self.held_blanks.drain(..) {
-                        pending.append(&blank, blank_end, now);
+        // A line that repeats the stream's prefix is read without it; any other line as it is,
+        // and, if it would start an ordinary entry, once more after a prefix known by shape:
+        // the trace a log call wrote after its time and level.
+        let (decision, text_start) = if body.learned {
+            match auto::classify(&line[body.start..], view) {
+                Decision::Start(Mode::Plain) => (auto::classify(&line, view), 0),
+                decision => (decision, body.start),
+            }
+        } else {
+            match auto::classify(&line, view) {
+                Decision::Start(Mode::Plain) if body.start > 0 => {
+                    match auto::classify(&line[body.start..], view) {
+                        Decision::Start(Mode::Plain) => (Decision::Start(Mode::Plain), 0),
+                        decision => (decision, body.start),
                     }
-                    pending.append(&line, end_offset, now);
-                    pending.mode = mode;
                 }
-                _ => self.start(line, end_offset, now, mode, out),
-            },
-            Decision::Start(mode) => self.start(line, end_offset, now, mode, out),
+                decision => (decision, 0),
+            }
+        };
+        match decision {
+            Decision::Continue(mode) => {
+                let text = line.slice(text_start..);
+                match self.pending.as_mut() {
+                    Some(pending) if pending.has_room_for(&text) => {
+                        for (blank, blank_end) in self.held_blanks.drain(..) {
+                            pending.append(&blank, blank_end, now);
+                        }
+                        pending.append(&text, end_offset, now);
+                        pending.mode = mode;
+                    }
+                    _ => self.start(text, end_offset, now, mode, out),
+                }
+            }
+            Decision::Start(mode) => {
+                if mode == Mode::Plain {
+                    self.prefix.learn(&line);
+                }
+                self.start(line, end_offset, now, mode, out);
+                if let Some(pending) = self.pending.as_mut() {
+                    pending.message_start = text_start;
+                }
+            }
             Decision::Tentative => {
                 self.held_blanks.clear();
-                self.tentative = Some((line, end_offset));
+                self.tentative = Some((line.slice(text_start..), end_offset));
+            }
+            Decision::Fragment => {
+                // Frames with no exception to belong to: ordinary lines, never a trace.
+                self.start(line, end_offset, now, Mode::Plain, out);
+                if let Some(pending) = self.pending.as_mut() {
+                    pending.fragment = true;
+                }
             }
         }
     }

@@ -188,16 +188,18 @@ pub fn analyse(trace: &str) -> Option<StackTrace> {
     }
     let dotnet_shaped = lines[0].starts_with("Unhandled exception.")
         || at_lines.iter().any(|line| line.contains(":line "));
-    if dotnet_shaped {
-        return Some(dotnet(&lines));
-    }
-    if at_lines
+    let trace = if dotnet_shaped {
+        dotnet(&lines)
+    } else if at_lines
         .iter()
         .any(|line| JAVA_FRAME.is_match(line) && !NODE_FRAME.is_match(line))
     {
-        return Some(java(&lines));
-    }
-    Some(node(&lines))
+        java(&lines)
+    } else {
+        node(&lines)
+    };
+    // Frames with no exception they were raised for are a fragment of a trace, not one.
+    trace.exception.is_some().then_some(trace)
 }
 
 /// An exception line: its type and message.
@@ -235,14 +237,23 @@ fn python(lines: &[&str]) -> StackTrace {
             in_frames = false;
         }
     }
-    let (mut frames, raised) = blocks.pop().unwrap_or_default();
+    for (frames, _) in &mut blocks {
+        frames.reverse();
+    }
+    // Every block's frames, the first printed (the root cause) first: where the chain began is
+    // what a fix needs to see.
+    let frames = blocks.iter().flat_map(|(frames, _)| frames.clone()).collect();
+    let (_, raised) = blocks.pop().unwrap_or_default();
     // The blocks before the last: what was being handled when it was raised, first first.
     let causes = blocks
         .into_iter()
-        .filter_map(|(_, raised)| raised)
-        .map(|(name, message)| cause(Language::Python, name, message))
+        .filter_map(|(frames, raised)| {
+            raised.map(|(name, message)| StackTrace {
+                frames,
+                ..cause(Language::Python, name, message)
+            })
+        })
         .collect();
-    frames.reverse();
     let (exception, message) = raised.map_or((None, None), |(name, message)| (Some(name), message));
     StackTrace {
         language: Some(Language::Python),
@@ -253,7 +264,8 @@ fn python(lines: &[&str]) -> StackTrace {
     }
 }
 
-/// A chained exception: its type and message (its frames are not split out).
+/// A chained exception: its type and message (its frames, where the trace prints them, are
+/// set by the caller).
 fn cause(language: Language, exception: String, message: Option<String>) -> StackTrace {
     StackTrace {
         language: Some(language),
@@ -363,6 +375,9 @@ fn java(lines: &[&str]) -> StackTrace {
             causes.push(cause(Language::Java, name.to_string(), text));
             blocks.push(Vec::new());
         }
+    }
+    for (cause, frames) in causes.iter_mut().zip(blocks.iter().skip(1)) {
+        cause.frames = frames.clone();
     }
     let frames = blocks.into_iter().rev().flatten().collect();
     StackTrace {
@@ -676,7 +691,14 @@ mod tests {
         let info = analyse(&corpus_trace("python_chained", "Traceback")).unwrap();
         assert_eq!(info.exception.as_deref(), Some("NameError"));
         assert_eq!(cause_types(&info), vec!["KeyError", "ConfigError"]);
-        assert_eq!(app_functions(&info), vec!["handle", "<module>"]);
+        // Every block's frames, the root cause's (`KeyError` in `load`) first.
+        assert_eq!(
+            app_functions(&info),
+            vec!["load", "load", "handle", "handle", "<module>"]
+        );
+        let own: Vec<usize> = info.causes.iter().map(|cause| cause.frames.len()).collect();
+        assert_eq!(own, vec![1, 2]);
+        assert_eq!(info.causes[0].frames[0].line, Some(8));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::event::{LogEntry, Value};
 use crate::multiline::Joined;
 use crate::parse::format::Format;
 use crate::pipeline::{Batch, Finalizer, MAX_BATCH_ENTRIES, Output};
-use crate::plugins::sources::{entry_from_joined, name_for_batch};
+use crate::plugins::sources::{TRACE_FRAGMENT, entry_from_joined, name_for_batch};
 use crate::time::Timestamp;
 
 /// Most bytes read from one file before the others get their turn.
@@ -161,6 +161,9 @@ impl Tailer {
             for item in joined.by_ref().take(MAX_BATCH_ENTRIES) {
                 end_offset = item.end_offset;
                 lines += item.lines as u64;
+                if item.fragment {
+                    self.metrics.error(TRACE_FRAGMENT);
+                }
                 bytes += item.text.len();
                 let mut entry = entry_from(
                     item,

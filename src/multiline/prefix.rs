@@ -1,0 +1,458 @@
+//! Where a line's own text starts after the prefix its stream puts on every record: times in
+//! any shape, level words, `[thread]` groups, pids, host and program names, logger names.
+//!
+//! A stack trace's header is often not at the start of its line
+//! (`2026-11-27 13:05:02,430 ERROR Traceback (most recent call last):`), and a syslog daemon's
+//! file repeats `Nov 27 13:05:02 web-1 shop[4242]: ` before every line of a trace. Rather than a
+//! list of formats, each stream learns its prefix from its own ordinary lines: a line is cut into
+//! tokens and each token reduced to its *shape* (a time or pid by where its digits are, a word by
+//! its value, a level word or a bracketed group by its kind); the prefix is the run of token
+//! shapes that most of the stream's recent lines share. A word is part of a prefix only when
+//! something prefix-like follows it (`web-1 shop[4242]:`), so a message that happens to repeat
+//! is never mistaken for one.
+//!
+//! Before a stream has taught anything, and for lines that do not repeat its prefix, a
+//! structural rule applies: leading times, numbers, level words and bracketed groups (and a
+//! logger's `name:` or `name -` after a level) are a prefix by their shape alone.
+
+/// Tokens of a line looked at: prefixes longer than this are not recognised.
+const MAX_TOKENS: usize = 8;
+/// Bytes of a line looked at for its prefix.
+const MAX_PREFIX_BYTES: usize = 256;
+/// Recent ordinary lines the prefix is learned from, and how many of them must agree.
+const RING: usize = 4;
+const AGREE: usize = 3;
+/// Every ordinary line teaches until this many have; then one in `SAMPLE_EVERY`, which keeps
+/// the learning off the hot path of a busy stream and still follows a change of format.
+const EAGER_LINES: u32 = 64;
+const SAMPLE_EVERY: u32 = 8;
+
+/// A token's shape: a kind in the top three bits, a hash of what identifies it in the rest.
+type Shape = u32;
+
+const KIND_SHIFT: u32 = 29;
+const HASH_MASK: u32 = (1 << KIND_SHIFT) - 1;
+/// A token with digits (a time, a date, a pid, `shop[4242]:`), known by where its digits are.
+const VARIABLE: u32 = 1;
+/// A level word (`ERROR`, `[warn]`, `INFO:`).
+const LEVEL: u32 = 2;
+/// A bracketed group (`[worker-3]`, `(main)`, `<13>`), whatever is inside.
+const GROUP: u32 = 3;
+/// `-`, `|`, `--`, `:`, `>`.
+const SEPARATOR: u32 = 4;
+/// A word ending in a colon (`shop:`, a logger's name), whatever the word.
+const TAG: u32 = 5;
+/// Any other word, known by its value.
+const WORD: u32 = 6;
+
+fn kind(shape: Shape) -> u32 {
+    shape >> KIND_SHIFT
+}
+
+/// One token: its shape and where it ends in the line.
+#[derive(Clone, Copy)]
+struct Token {
+    shape: Shape,
+    end: usize,
+}
+
+/// The first tokens of a line (none if it starts with white space: a continuation).
+struct Tokens {
+    tokens: [Token; MAX_TOKENS],
+    len: usize,
+}
+
+impl Tokens {
+    fn of(line: &[u8], wanted: usize) -> Self {
+        let mut out = Tokens {
+            tokens: [Token { shape: 0, end: 0 }; MAX_TOKENS],
+            len: 0,
+        };
+        let line = &line[..line.len().min(MAX_PREFIX_BYTES)];
+        if line.first().is_none_or(|b| b.is_ascii_whitespace()) {
+            return out;
+        }
+        let mut at = 0;
+        while out.len < wanted.min(MAX_TOKENS) {
+            while at < line.len() && matches!(line[at], b' ' | b'\t') {
+                at += 1;
+            }
+            if at >= line.len() {
+                break;
+            }
+            let end = token_end(line, at);
+            out.tokens[out.len] = Token {
+                shape: shape_of(&line[at..end]),
+                end,
+            };
+            out.len += 1;
+            at = end;
+        }
+        out
+    }
+
+    fn shapes(&self) -> impl Iterator<Item = Shape> + '_ {
+        self.tokens[..self.len].iter().map(|token| token.shape)
+    }
+}
+
+/// Where the token starting at `start` ends: a bracketed group runs to its closing bracket
+/// (a thread name may hold spaces), anything else to the next blank.
+fn token_end(line: &[u8], start: usize) -> usize {
+    let close = match line[start] {
+        b'[' => Some(b']'),
+        b'(' => Some(b')'),
+        b'<' => Some(b'>'),
+        b'{' => Some(b'}'),
+        _ => None,
+    };
+    if let Some(close) = close
+        && let Some(offset) = memchr::memchr(close, &line[start + 1..])
+    {
+        let mut end = start + 1 + offset + 1;
+        // `[main]:` or `(pid 7),`: the punctuation belongs to the group.
+        while end < line.len() && matches!(line[end], b':' | b',') {
+            end += 1;
+        }
+        if end >= line.len() || matches!(line[end], b' ' | b'\t') {
+            return end;
+        }
+    }
+    memchr::memchr2(b' ', b'\t', &line[start..]).map_or(line.len(), |offset| start + offset)
+}
+
+fn shape_of(token: &[u8]) -> Shape {
+    let first = token[0];
+    if matches!(first, b'[' | b'(' | b'<' | b'{') {
+        let inner = token
+            .iter()
+            .rposition(|b| matches!(b, b']' | b')' | b'>' | b'}'))
+            .map_or(&token[1..], |close| &token[1..close]);
+        if is_level(inner) {
+            return LEVEL << KIND_SHIFT;
+        }
+        if token.len() > 1 && matches!(token[token.len() - 1], b']' | b')' | b'>' | b'}' | b':' | b',')
+        {
+            return GROUP << KIND_SHIFT;
+        }
+    }
+    // `ERROR`, `INFO:`; but a lower-case `panic:` or `error:` opens a message (Go's panic).
+    let colon = token.ends_with(b":");
+    if is_level(token.strip_suffix(b":").unwrap_or(token))
+        && !(colon && token[0].is_ascii_lowercase())
+    {
+        return LEVEL << KIND_SHIFT;
+    }
+    if token.iter().any(u8::is_ascii_digit) {
+        // Where the digits are, not which: `13:05:02,430` and `13:05:03,112` are one shape.
+        let mut hash = Fnv::default();
+        let mut in_digits = false;
+        for byte in token {
+            let digit = byte.is_ascii_digit();
+            if !(digit && in_digits) {
+                hash.write(if digit { b'0' } else { *byte });
+            }
+            in_digits = digit;
+        }
+        return (VARIABLE << KIND_SHIFT) | (hash.0 & HASH_MASK);
+    }
+    if matches!(token, b"-" | b"|" | b"--" | b":" | b">" | b"::") {
+        return SEPARATOR << KIND_SHIFT;
+    }
+    if token.len() > 1 && token.ends_with(b":") && !token.contains(&b'"') {
+        return TAG << KIND_SHIFT;
+    }
+    let mut hash = Fnv::default();
+    for byte in token {
+        hash.write(*byte);
+    }
+    (WORD << KIND_SHIFT) | (hash.0 & HASH_MASK)
+}
+
+fn is_level(word: &[u8]) -> bool {
+    let word = word.strip_suffix(b",").unwrap_or(word);
+    (3..=9).contains(&word.len())
+        && word.iter().all(u8::is_ascii_alphabetic)
+        && crate::event::Level::from_name(word).is_some()
+}
+
+/// FNV-1a, 32 bits: enough to tell prefix words apart, and no allocation.
+struct Fnv(u32);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0x811c_9dc5)
+    }
+}
+
+impl Fnv {
+    fn write(&mut self, byte: u8) {
+        self.0 = (self.0 ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+    }
+}
+
+/// Where a line's text starts after its prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Body {
+    /// The byte where the text starts (0: no prefix).
+    pub start: usize,
+    /// Whether the prefix is the one the stream's ordinary lines carry (so a trace line that
+    /// repeats it is read without it), rather than one recognised by shape alone.
+    pub learned: bool,
+}
+
+impl Body {
+    const NONE: Body = Body {
+        start: 0,
+        learned: false,
+    };
+}
+
+/// The prefix of one stream, learned from its ordinary lines.
+#[derive(Debug, Default)]
+pub struct PrefixLearner {
+    ring: [[Shape; MAX_TOKENS]; RING],
+    ring_lens: [u8; RING],
+    next: usize,
+    lines: u32,
+    learned: [Shape; MAX_TOKENS],
+    learned_len: usize,
+}
+
+impl PrefixLearner {
+    /// Learns from an ordinary line (one that starts an entry of its own).
+    pub fn learn(&mut self, line: &[u8]) {
+        self.lines = self.lines.saturating_add(1);
+        if self.lines > EAGER_LINES && self.lines % SAMPLE_EVERY != 0 {
+            return;
+        }
+        let tokens = Tokens::of(line, MAX_TOKENS);
+        if tokens.len == 0 {
+            return;
+        }
+        let slot = self.next;
+        self.next = (self.next + 1) % RING;
+        for (place, shape) in self.ring[slot].iter_mut().zip(tokens.shapes()) {
+            *place = shape;
+        }
+        self.ring_lens[slot] = tokens.len as u8;
+        self.relearn();
+    }
+
+    /// The longest run of token shapes that `AGREE` of the recent lines share.
+    fn relearn(&mut self) {
+        let mut alive = [false; RING];
+        for (slot, alive) in alive.iter_mut().enumerate() {
+            *alive = self.ring_lens[slot] > 0;
+        }
+        self.learned_len = 0;
+        for position in 0..MAX_TOKENS {
+            let at = |slot: usize| {
+                (alive[slot] && usize::from(self.ring_lens[slot]) > position)
+                    .then(|| self.ring[slot][position])
+            };
+            let majority = (0..RING).filter_map(at).find(|shape| {
+                (0..RING).filter(|slot| at(*slot) == Some(*shape)).count() >= AGREE
+            });
+            let Some(shape) = majority else {
+                break;
+            };
+            for (slot, alive) in alive.iter_mut().enumerate() {
+                *alive = *alive
+                    && usize::from(self.ring_lens[slot]) > position
+                    && self.ring[slot][position] == shape;
+            }
+            self.learned[position] = shape;
+            self.learned_len = position + 1;
+        }
+    }
+
+    /// Where `line`'s text starts: after the stream's learned prefix if the line carries it,
+    /// else after a prefix recognised by its shape, else at 0. The prefix never takes the
+    /// whole line, and never ends on a plain word (that is where a message starts).
+    pub fn body(&self, line: &[u8]) -> Body {
+        let tokens = Tokens::of(line, MAX_TOKENS);
+        if tokens.len < 2 {
+            return Body::NONE;
+        }
+        let usable = tokens.len - 1;
+        let mut matched = 0;
+        while matched < self.learned_len.min(usable)
+            && tokens.tokens[matched].shape == self.learned[matched]
+        {
+            matched += 1;
+        }
+        while matched > 0 && kind(tokens.tokens[matched - 1].shape) == WORD {
+            matched -= 1;
+        }
+        let taken = structural(&tokens, matched);
+        if taken == 0 {
+            return Body::NONE;
+        }
+        body_after(line, tokens.tokens[taken - 1].end, matched > 0)
+    }
+}
+
+/// How many tokens are a prefix by shape alone, going on from `taken` (what the stream's
+/// learned prefix covered): times, numbers, level words and groups; after a level, a logger's
+/// `name:` or `name -`.
+fn structural(tokens: &Tokens, mut taken: usize) -> usize {
+    let usable = tokens.len.saturating_sub(1);
+    let mut after_level = tokens.tokens[..taken]
+        .iter()
+        .any(|token| kind(token.shape) == LEVEL);
+    while taken < usable {
+        let shape = tokens.tokens[taken].shape;
+        match kind(shape) {
+            VARIABLE | GROUP | SEPARATOR => taken += 1,
+            LEVEL => {
+                taken += 1;
+                after_level = true;
+            }
+            TAG if after_level => taken += 1,
+            WORD if after_level
+                && taken + 1 < usable
+                && kind(tokens.tokens[taken + 1].shape) == SEPARATOR =>
+            {
+                taken += 2;
+            }
+            _ => break,
+        }
+    }
+    taken
+}
+
+/// The body after a prefix ending at `end`: one blank separates them, and the rest (a trace
+/// line's own indentation) is the text's.
+fn body_after(line: &[u8], end: usize, learned: bool) -> Body {
+    let start = if matches!(line.get(end), Some(b' ' | b'\t')) {
+        end + 1
+    } else {
+        end
+    };
+    if start >= line.len() {
+        return Body::NONE;
+    }
+    Body { start, learned }
+}
+
+/// A prefix recognised by shape alone, for a line of a stream that has not taught one.
+pub fn structural_body(line: &[u8]) -> Body {
+    let tokens = Tokens::of(line, MAX_TOKENS);
+    match structural(&tokens, 0) {
+        0 => Body::NONE,
+        taken => body_after(line, tokens.tokens[taken - 1].end, false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_after<'a>(learner: &PrefixLearner, line: &'a str) -> &'a str {
+        &line[learner.body(line.as_bytes()).start..]
+    }
+
+    fn taught(lines: &[&str]) -> PrefixLearner {
+        let mut learner = PrefixLearner::default();
+        for line in lines {
+            learner.learn(line.as_bytes());
+        }
+        learner
+    }
+
+    #[test]
+    fn a_prefix_of_times_levels_and_groups_is_known_by_its_shape() {
+        let learner = PrefixLearner::default();
+        for (line, text) in [
+            (
+                "2026-11-27 13:05:02,430 ERROR Traceback (most recent call last):",
+                "Traceback (most recent call last):",
+            ),
+            (
+                "2026-11-27T13:05:02.123Z ERROR thread 'worker-3' (20865) panicked at src/x.rs:1:2:",
+                "thread 'worker-3' (20865) panicked at src/x.rs:1:2:",
+            ),
+            (
+                "[2026-11-27 13:05:02] [pid 4242] [worker-3] panic: boom",
+                "panic: boom",
+            ),
+            (
+                "2026-11-27 13:05:02.430 ERROR [main] com.shop.Cart - checkout failed",
+                "checkout failed",
+            ),
+            ("I1127 13:05:02.430 4242 main.go:12] started", "started"),
+            ("checkout failed for 3 items", "checkout failed for 3 items"),
+            ("  File \"/app/x.py\", line 3, in f", "  File \"/app/x.py\", line 3, in f"),
+            ("2026-11-27", "2026-11-27"),
+        ] {
+            assert_eq!(text_after(&learner, line), text, "{line}");
+        }
+    }
+
+    #[test]
+    fn a_stream_teaches_its_host_and_program_names() {
+        let learner = taught(&[
+            "Nov 27 13:05:01 web-1 shop[4242]: starting",
+            "Nov 27 13:05:01 web-1 shop[4242]: listening on 8080",
+            "Nov 27 13:05:02 web-1 shop[4242]: connected to db",
+            "Nov 27 13:05:02 web-1 shop[4243]: worker ready",
+        ]);
+        let body = learner.body(b"Nov 27 13:05:03 web-1 shop[4242]:   File \"/app/x.py\", line 3");
+        assert!(body.learned);
+        assert_eq!(
+            text_after(&learner, "Nov 27 13:05:03 web-1 shop[4242]:   File \"/app/x.py\", line 3"),
+            "  File \"/app/x.py\", line 3"
+        );
+        assert_eq!(
+            text_after(&learner, "Nov 27 13:05:03 web-1 shop[4242]: Traceback (most recent call last):"),
+            "Traceback (most recent call last):"
+        );
+        // Another program on the host: the host is learned, the rest known by its shape.
+        assert_eq!(
+            text_after(&learner, "Nov 27 13:05:03 web-1 cron[1]: panic: job"),
+            "panic: job"
+        );
+    }
+
+    #[test]
+    fn a_repeated_message_is_not_taken_for_a_prefix() {
+        let learner = taught(&[
+            "12:00:01 heartbeat sent to peer",
+            "12:00:02 heartbeat sent to peer",
+            "12:00:03 heartbeat sent to peer",
+            "12:00:04 heartbeat sent to peer",
+        ]);
+        assert_eq!(
+            text_after(&learner, "12:00:05 heartbeat sent to peer"),
+            "heartbeat sent to peer"
+        );
+        assert_eq!(
+            text_after(&learner, "12:00:05 panic: lost peer"),
+            "panic: lost peer"
+        );
+    }
+
+    #[test]
+    fn odd_lines_do_not_unteach_the_prefix() {
+        let learner = taught(&[
+            "2026-11-27 13:05:01 INFO  api: a",
+            "2026-11-27 13:05:01 WARN  db: b",
+            "some bare line",
+            "2026-11-27 13:05:02 INFO  api: c",
+        ]);
+        assert_eq!(
+            text_after(&learner, "2026-11-27 13:05:03 ERROR worker: Traceback (most recent call last):"),
+            "Traceback (most recent call last):"
+        );
+    }
+
+    #[test]
+    fn any_bytes_are_safe() {
+        let learner = taught(&["\u{0}\u{1}[[[ ((( <<<", "[", "]] :: -- |"]);
+        for line in [&b"["[..], b"[a", b"(x) ", b" ", b"", b"\xff\xfe 1 2", b"[] [] []"] {
+            let body = learner.body(line);
+            assert!(body.start <= line.len());
+        }
+    }
+}
