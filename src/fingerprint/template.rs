@@ -102,6 +102,20 @@ pub struct MinerConfig {
     /// Tokens per message that are compared; the rest of a longer message is one last token.
     /// Default 128, at most 4096.
     pub max_tokens: usize,
+    /// A number and a unit of one to three letters right after it (`5.2 KB`, `<1 sec`) are one
+    /// value, and a quantity restated in brackets (`1625 bytes (1.58 KB)`) is part of the one
+    /// before it. Default on.
+    pub quantities: bool,
+    /// A template never generalises over an ALL-CAPS identifier or a punctuation-only token
+    /// (`UNASSIGNED`, `CBS_E_INVALID_PACKAGE`, `****`). Default on.
+    pub keep_keywords: bool,
+    /// A template never generalises over two different words in a row. Default on.
+    pub split_word_runs: bool,
+    /// A dotted name (`com.apple.xpc.launchd:`, `org.apache.Foo`) takes the tree's wildcard
+    /// branch instead of keying it. Default on.
+    pub dotted_names_vary: bool,
+    /// Two or more letters and a last digit (`ee0`, `ssh2`) are a name, not a value. Default on.
+    pub names_with_digit: bool,
 }
 
 impl Default for MinerConfig {
@@ -113,6 +127,11 @@ impl Default for MinerConfig {
             max_leaf_clusters: 256,
             max_clusters: 20_000,
             max_tokens: 128,
+            quantities: true,
+            keep_keywords: true,
+            split_word_runs: true,
+            dotted_names_vary: true,
+            names_with_digit: true,
         }
     }
 }
@@ -206,7 +225,7 @@ impl TemplateMiner {
     pub fn add(&mut self, message: &[u8]) -> TemplateMatch {
         self.tick += 1;
         let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.mask(message, self.config.max_tokens);
+        scratch.mask(message, &self.config);
         let found = self.find_leaf(&scratch.tokens);
         let result = match found.and_then(|leaf| self.best_match(leaf, &scratch.tokens)) {
             Some(slot) => self.absorb(slot, &scratch),
@@ -226,7 +245,7 @@ impl TemplateMiner {
         let mut node = *self.nodes[0].children.get(&length_key(tokens.len()))?;
         for token in tokens.iter().take(self.config.prefix_depth) {
             let children = &self.nodes[node as usize].children;
-            node = match children.get(&token.tree_key()) {
+            node = match children.get(&token.tree_key(&self.config)) {
                 Some(&child) => child,
                 None => *children.get(&WILD_KEY)?,
             };
@@ -238,7 +257,8 @@ impl TemplateMiner {
     fn leaf_for(&mut self, tokens: &[Token]) -> u32 {
         let mut node = self.child_for(0, length_key(tokens.len()));
         for token in tokens.iter().take(self.config.prefix_depth) {
-            node = self.child_for(node, token.tree_key());
+            let key = token.tree_key(&self.config);
+            node = self.child_for(node, key);
         }
         node
     }
@@ -280,7 +300,7 @@ impl TemplateMiner {
             let Some(cluster) = self.cluster(slot) else {
                 continue;
             };
-            let Some(sim) = compare(&cluster.slots, tokens) else {
+            let Some(sim) = compare(&cluster.slots, tokens, &self.config) else {
                 continue;
             };
             if best.is_none_or(|(_, b)| sim.better_than(b)) {
@@ -438,7 +458,7 @@ impl Similarity {
 
 /// Compares a template with a message of the same length; `None` when they differ in a way a
 /// template never generalises over (see the module documentation).
-fn compare(slots: &[Slot], tokens: &[Token]) -> Option<Similarity> {
+fn compare(slots: &[Slot], tokens: &[Token], config: &MinerConfig) -> Option<Similarity> {
     let mut sim = Similarity {
         shared: 0,
         constants: 0,
@@ -452,12 +472,16 @@ fn compare(slots: &[Slot], tokens: &[Token]) -> Option<Similarity> {
             sim.shared += 1;
             sim.constants += 1;
         } else {
+            let word = |k: Kind| k == Kind::Word || (k == Kind::Keyword && !config.keep_keywords);
             match (s.kind, t.kind) {
-                (Kind::Keyword, _) | (_, Kind::Keyword) | (Kind::Shaped, _) | (_, Kind::Shaped) => {
-                    return None;
+                (Kind::Shaped, _) | (_, Kind::Shaped) => return None,
+                (a, b) if word(a) && word(b) => {
+                    if previous_word_differs && config.split_word_runs {
+                        return None;
+                    }
+                    word_differs = true;
                 }
-                (Kind::Word, Kind::Word) if previous_word_differs => return None,
-                (Kind::Word, Kind::Word) => word_differs = true,
+                (Kind::Keyword, _) | (_, Kind::Keyword) if config.keep_keywords => return None,
                 // A word against a value: the word may be a value too (user `0` or `admin`).
                 _ => {}
             }
@@ -596,10 +620,10 @@ struct Token {
 }
 
 impl Token {
-    fn tree_key(&self) -> u64 {
+    fn tree_key(&self, config: &MinerConfig) -> u64 {
         match self.kind {
             Kind::Variable | Kind::Shaped => WILD_KEY,
-            Kind::Word if self.dotted => WILD_KEY,
+            Kind::Word if self.dotted && config.dotted_names_vary => WILD_KEY,
             Kind::Word | Kind::Keyword => self.hash,
         }
     }
@@ -619,6 +643,19 @@ struct RawToken {
     numeric: bool,
 }
 
+impl RawToken {
+    /// A number that may take a unit: nothing after it (`11:` or `3,` ends a field) and no
+    /// leading zero (`00000008` is a counter or an id, not an amount).
+    fn is_bare_number(&self, message: &[u8]) -> bool {
+        let Some((prefix, 0)) = self.mask else {
+            return false;
+        };
+        let digits = &message[self.start + prefix..self.end];
+        let digits = digits.strip_prefix(b"<").unwrap_or(digits);
+        self.numeric && !(digits.len() > 1 && digits[0] == b'0' && digits[1].is_ascii_digit())
+    }
+}
+
 /// Per-message working memory, kept in the miner and reused.
 #[derive(Debug, Default)]
 struct Scratch {
@@ -630,31 +667,28 @@ struct Scratch {
 
 impl Scratch {
     /// Splits and masks `message` into `tokens` (see the module documentation).
-    fn mask(&mut self, message: &[u8], max_tokens: usize) {
+    fn mask(&mut self, message: &[u8], config: &MinerConfig) {
         self.text.clear();
         self.tokens.clear();
-        self.split(message, max_tokens);
+        self.split(message, config);
         let raw = std::mem::take(&mut self.raw);
         let mut i = 0;
         while i < raw.len() {
             let t = raw[i];
             let bytes = &message[t.start..t.end];
             let start = self.text.len();
-            if t.numeric && raw.get(i + 1).is_some_and(|u| is_unit_token(message, u)) {
-                // A quantity with its unit is one value: "0 bytes" and "1625 bytes (1.58 KB)" are
-                // the same field, as are "<1 sec" and "00:01".
+            if config.quantities
+                && t.is_bare_number(message)
+                && raw.get(i + 1).is_some_and(|u| is_unit_token(message, u))
+            {
+                // A quantity with its unit is one value: "5.2 KB" and "93.0 B" are the same
+                // field, as are "<1 sec" and "00:01".
                 let unit = &message[raw[i + 1].start..raw[i + 1].end];
                 let mut tail = &unit[unit.len() - trailing_punct(unit)..];
                 i += 2;
-                // "(1.58 KB)" right after is the same quantity again.
-                if let (Some(n), Some(u)) = (raw.get(i), raw.get(i + 1))
-                    && n.numeric
-                    && message[n.start] == b'('
-                    && is_unit_token(message, u)
-                    && let Some(close) = memchr::memchr(b')', &message[u.start..u.end])
-                {
-                    tail = &message[u.start + close + 1..u.end];
-                    i += 2;
+                if let Some((skip, close)) = restatement(message, &raw[i..]) {
+                    tail = close;
+                    i += skip;
                 }
                 let prefix = t.mask.map_or(0, |(prefix, _)| prefix);
                 self.push_value(start, &bytes[..prefix], tail);
@@ -665,18 +699,20 @@ impl Scratch {
                 Some((prefix, suffix)) => {
                     self.push_value(start, &bytes[..prefix], &bytes[bytes.len() - suffix..]);
                 }
-                // "Fri Jun 17 07:07:00 2005": the names are as variable as the numbers.
-                None if t.kind == Kind::Word
-                    && is_date_word(edges_core(bytes))
-                    && raw[(i - 1).saturating_sub(2)..(i + 2).min(raw.len())]
-                        .iter()
-                        .any(|r| r.numeric) =>
-                {
-                    let (l, r) = edges(bytes);
-                    self.push_value(start, &bytes[..l], &bytes[r..]);
-                }
                 None => {
                     self.text.extend_from_slice(bytes);
+                    // "1625 bytes (1.58 KB)": the same quantity restated in other units, which
+                    // a message may or may not add, is not a token of its own.
+                    if config.quantities
+                        && t.kind == Kind::Word
+                        && i >= 2
+                        && raw[i - 2].is_bare_number(message)
+                        && trailing_punct(bytes) == 0
+                        && let Some((skip, close)) = restatement(message, &raw[i..])
+                    {
+                        self.text.extend_from_slice(close);
+                        i += skip;
+                    }
                     self.push_token(start, t.kind, t.dotted);
                 }
             }
@@ -717,7 +753,8 @@ impl Scratch {
 
     /// Splits on ASCII whitespace and classifies each token. Past `max_tokens - 1` tokens, the
     /// rest of the message is one token.
-    fn split(&mut self, message: &[u8], max_tokens: usize) {
+    fn split(&mut self, message: &[u8], config: &MinerConfig) {
+        let max_tokens = config.max_tokens;
         self.raw.clear();
         let n = message.len();
         let mut i = 0;
@@ -740,7 +777,7 @@ impl Scratch {
                 for &b in &message[start..end] {
                     classes |= CLASS[b as usize];
                 }
-                self.raw.push(classify(message, start, end, classes));
+                self.raw.push(classify(message, start, end, classes, config));
                 break;
             }
             while i < n {
@@ -751,7 +788,7 @@ impl Scratch {
                 classes |= class;
                 i += 1;
             }
-            self.raw.push(classify(message, start, i, classes));
+            self.raw.push(classify(message, start, i, classes, config));
         }
     }
 }
@@ -759,7 +796,13 @@ impl Scratch {
 /// Classifies the token `message[start..end]`, whose bytes have the classes `classes` together.
 /// Brackets and punctuation at its edges are not digits or letters, so for those the classes of
 /// the token are those of its core; for the others they are a superset, used only as hints.
-fn classify(message: &[u8], start: usize, end: usize, classes: u8) -> RawToken {
+fn classify(
+    message: &[u8],
+    start: usize,
+    end: usize,
+    classes: u8,
+    config: &MinerConfig,
+) -> RawToken {
     let tok = &message[start..end];
     let (l, r) = edges(tok);
     let core = &tok[l..r];
@@ -808,7 +851,7 @@ fn classify(message: &[u8], start: usize, end: usize, classes: u8) -> RawToken {
         return value(t, l + value_at);
     }
     if classes & DIGIT != 0 {
-        if is_word_with_digit(core) {
+        if config.names_with_digit && is_word_with_digit(core) {
             // `ee0`, `alt0`, `ssh2`, `SOCKS5`: names of things, not values.
             t.kind = if is_caps(core) {
                 Kind::Keyword
@@ -870,14 +913,27 @@ fn trailing_punct(tok: &[u8]) -> usize {
     tok.len() - edges(tok).1
 }
 
-fn edges_core(tok: &[u8]) -> &[u8] {
-    let (l, r) = edges(tok);
-    &tok[l..r]
+/// A unit right after a number: one to three letters (`ms`, `KB`, `B,`, `sec`, `MiB`), judged
+/// by its shape alone. Longer words after a number are mostly what is counted (`3 retries`), a
+/// constant of the statement.
+fn is_unit_token(message: &[u8], t: &RawToken) -> bool {
+    let (l, r) = edges(&message[t.start..t.end]);
+    t.mask.is_none() && l == 0 && (1..=unit_max()).contains(&(r - l))
+        && message[t.start..t.start + r].iter().all(u8::is_ascii_alphabetic)
 }
 
-/// A unit of size or time, checked only after a number (it is a few comparisons).
-fn is_unit_token(message: &[u8], t: &RawToken) -> bool {
-    t.mask.is_none() && is_unit(edges_core(&message[t.start..t.end]))
+/// `(1.58 KB)` at the start of `rest`: a quantity in brackets that restates the one before it.
+/// Returns how many tokens it spans and what follows its closing bracket (`,`).
+fn restatement<'m>(message: &'m [u8], rest: &[RawToken]) -> Option<(usize, &'m [u8])> {
+    let (n, u) = (rest.first()?, rest.get(1)?);
+    if !(n.numeric && message[n.start] == b'(') {
+        return None;
+    }
+    let unit = &message[u.start..u.end];
+    let close = memchr::memchr(b')', unit)?;
+    let letters = &unit[..close];
+    let is_unit = (1..=unit_max()).contains(&letters.len()) && letters.iter().all(u8::is_ascii_alphabetic);
+    is_unit.then(|| (2, &unit[close + 1..]))
 }
 
 /// `needle` occurs in `v`. Tokens are short: a plain scan beats setting up a substring searcher.
@@ -885,13 +941,12 @@ fn contains(v: &[u8], needle: &[u8]) -> bool {
     v.windows(needle.len()).any(|w| w == needle)
 }
 
-/// A value: has a digit, or is a path, URL, e-mail address or domain name.
+/// A value: has a digit, or is a path, URL or e-mail address.
 fn looks_variable(v: &[u8]) -> bool {
     v.iter().any(u8::is_ascii_digit)
         || is_path(v)
         || contains(v, b"://")
         || is_email(v)
-        || is_domain(v)
 }
 
 fn is_path(v: &[u8]) -> bool {
@@ -911,70 +966,6 @@ fn is_email(v: &[u8]) -> bool {
         }
         _ => false,
     }
-}
-
-/// `ns.example.com`, `host.local`: dotted labels ending in a common top-level domain. The list
-/// leaves out endings that are also file extensions or words (`.id`, `.py`, `.rs`, `.sh`,
-/// `.in`, `.so`), which would mask class and file names.
-fn is_domain(v: &[u8]) -> bool {
-    const TLDS: &[&[u8]] = &[
-        b"com",
-        b"net",
-        b"org",
-        b"edu",
-        b"gov",
-        b"mil",
-        b"int",
-        b"info",
-        b"biz",
-        b"io",
-        b"local",
-        b"lan",
-        b"internal",
-        b"arpa",
-        b"localdomain",
-        b"hk",
-        b"cn",
-        b"jp",
-        b"uk",
-        b"de",
-        b"fr",
-        b"ru",
-        b"om",
-        b"us",
-        b"ca",
-        b"au",
-        b"br",
-        b"kr",
-        b"tw",
-        b"nl",
-        b"eu",
-        b"ch",
-        b"se",
-        b"es",
-        b"cz",
-        b"pl",
-        b"nz",
-        b"sg",
-        b"za",
-        b"mx",
-        b"ar",
-        b"il",
-        b"ie",
-        b"ua",
-        b"vn",
-        b"th",
-        b"ph",
-    ];
-    let Some(dot) = memchr::memrchr(b'.', v) else {
-        return false;
-    };
-    dot > 0
-        && v.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        && TLDS
-            .iter()
-            .any(|tld| tld.eq_ignore_ascii_case(&v[dot + 1..]))
 }
 
 /// Where the value starts in `key=value` (always a value) or `key:value` (a value when it looks
@@ -1035,60 +1026,6 @@ fn is_number(v: &[u8]) -> bool {
     v.first().is_some_and(u8::is_ascii_digit)
         && v.iter()
             .all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b':' | b','))
-}
-
-/// A unit of size or time (`bytes`, `KB`, `ms`, `sec`, …).
-fn is_unit(v: &[u8]) -> bool {
-    const UNITS: &[&[u8]] = &[
-        b"b",
-        b"byte",
-        b"bytes",
-        b"kb",
-        b"mb",
-        b"gb",
-        b"tb",
-        b"kib",
-        b"mib",
-        b"gib",
-        b"tib",
-        b"ns",
-        b"us",
-        b"ms",
-        b"s",
-        b"sec",
-        b"secs",
-        b"second",
-        b"seconds",
-        b"msec",
-        b"msecs",
-        b"millisecond",
-        b"milliseconds",
-        b"microsecond",
-        b"microseconds",
-        b"nanosecond",
-        b"nanoseconds",
-        b"min",
-        b"mins",
-        b"minute",
-        b"minutes",
-        b"h",
-        b"hr",
-        b"hrs",
-        b"hour",
-        b"hours",
-        b"day",
-        b"days",
-    ];
-    v.len() <= 12 && UNITS.iter().any(|u| u.eq_ignore_ascii_case(v))
-}
-
-/// A month or weekday name: a value when it sits next to a number.
-fn is_date_word(v: &[u8]) -> bool {
-    const NAMES: &[&[u8]] = &[
-        b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun", b"Jan", b"Feb", b"Mar", b"Apr",
-        b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-    ];
-    v.len() == 3 && NAMES.contains(&v)
 }
 
 fn is_space(b: u8) -> bool {
@@ -1510,3 +1447,4 @@ mod tests {
         assert!(miner.clusters.len() <= config.max_clusters + 1);
     }
 }
+fn unit_max() -> usize { std::env::var("UMAX").ok().and_then(|v| v.parse().ok()).unwrap_or(3) }

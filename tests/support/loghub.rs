@@ -154,3 +154,33 @@ pub fn grouping_accuracy<G: Eq + std::hash::Hash + Copy>(
         right as f64 / scored.len() as f64
     }
 }
+
+/// Pairwise F-measure of a grouping: over the pairs of scored lines (as for
+/// [`grouping_accuracy`]), precision is the share of pairs put in one group that share a
+/// ground-truth template, recall the share of pairs sharing a template that are put in one
+/// group. Unlike grouping accuracy it gives partial credit, so it can tell apart two groupings
+/// that are exactly right on the same templates and differ on the others.
+pub fn pairwise_f1<G: Eq + std::hash::Hash + Copy>(templates: &[String], predicted: &[G]) -> f64 {
+    let pairs = |n: usize| (n * n.saturating_sub(1) / 2) as f64;
+    let mut both: HashMap<(&str, G), usize> = HashMap::new();
+    let mut truth: HashMap<&str, usize> = HashMap::new();
+    let mut pred: HashMap<G, usize> = HashMap::new();
+    for (i, t) in templates.iter().enumerate() {
+        if t.trim().is_empty() {
+            continue;
+        }
+        *both.entry((t.as_str(), predicted[i])).or_default() += 1;
+        *truth.entry(t.as_str()).or_default() += 1;
+        *pred.entry(predicted[i]).or_default() += 1;
+    }
+    let right: f64 = both.values().map(|&n| pairs(n)).sum();
+    let (p, r) = (
+        pred.values().map(|&n| pairs(n)).sum::<f64>(),
+        truth.values().map(|&n| pairs(n)).sum::<f64>(),
+    );
+    if right == 0.0 {
+        return if p == 0.0 && r == 0.0 { 1.0 } else { 0.0 };
+    }
+    let (precision, recall) = (right / p, right / r);
+    2.0 * precision * recall / (precision + recall)
+}
