@@ -89,9 +89,10 @@ pub struct StackTrace {
     /// first (the exception that started a chain), the raised exception's last: where a chain
     /// began takes part in the fingerprint and reaches the model first.
     pub frames: Vec<Frame>,
-    /// Chained exceptions, in the order the trace prints them (Java's `Caused by:` outermost
-    /// first; Python's from the first raised). Each has a type, a message and its own block's
-    /// frames (also in `frames`).
+    /// Chained exceptions, the nearest cause first and the root cause last, whatever order the
+    /// runtime prints them in (Java, Node.js, .NET and Ruby print the raised exception first,
+    /// Python the root cause). Each has a type, a message and its own block's frames (also in
+    /// `frames`).
     pub causes: Vec<StackTrace>,
 }
 

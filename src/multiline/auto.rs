@@ -25,6 +25,8 @@ pub enum Mode {
     /// Node.js's uncaught-exception header (`file.js:3`, the code, the caret); the count of
     /// lines seen bounds it.
     NodeHeader(u8),
+    /// Mono's `Unhandled Exception:` line: the exception's line follows, then its frames.
+    Announced,
     Ruby,
 }
 
@@ -116,6 +118,9 @@ pub fn classify(line: &[u8], pending: Option<PendingView<'_>>) -> Decision {
     if line.starts_with(b"Exception in thread ") || line.starts_with(b"Unhandled exception. ") {
         return Decision::Start(Mode::At);
     }
+    if line.starts_with(b"Unhandled Exception:") {
+        return Decision::Start(Mode::Announced);
+    }
     if is_node_header(line) {
         return Decision::Start(Mode::NodeHeader(0));
     }
@@ -139,7 +144,12 @@ fn continues(line: &[u8], mode: Mode) -> Option<Mode> {
                 || trimmed.starts_with(b"---> ")
                 || trimmed.starts_with(b"--- End of ")
                 || (trimmed.starts_with(b"... ") && line.len() != trimmed.len())
-                || line.starts_with(b"Node.js v");
+                || line.starts_with(b"Node.js v")
+                // Node's error properties after a frame ending in ` {`: its `[cause]` with
+                // frames of its own, `[errors]` of an AggregateError, the closing brace.
+                || (line.len() != trimmed.len()
+                    && (trimmed.starts_with(b"[cause]: ") || trimmed.starts_with(b"[errors]: ")))
+                || matches!(line, b"}" | b"]" | b"  }" | b"  ]");
             more.then_some(Mode::At)
         }
         Mode::Python(PythonPhase::Frames) => {
@@ -184,11 +194,15 @@ fn continues(line: &[u8], mode: Mode) -> Option<Mode> {
         }
         Mode::NodeHeader(seen) if seen < 6 => Some(Mode::NodeHeader(seen + 1)),
         Mode::NodeHeader(_) => None,
+        Mode::Announced => Some(Mode::At),
         Mode::Ruby => {
             let trimmed = trim_start(line);
             let indented = trimmed.len() + 2 <= line.len();
-            (indented || (line.len() != trimmed.len() && trimmed.starts_with(b"from ")))
-                .then_some(Mode::Ruby)
+            // A second error line is the raised exception's cause, which Ruby prints after it.
+            (indented
+                || (line.len() != trimmed.len() && trimmed.starts_with(b"from "))
+                || is_ruby_error(line))
+            .then_some(Mode::Ruby)
         }
     }
 }

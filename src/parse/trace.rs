@@ -33,9 +33,11 @@ regex!(
     JAVA_FRAME,
     r"^\s+at (?:[\w.$/@-]+/)?([\w$.<>\[\]]+)\.([\w$<>\-\[\]]+)\(([^():]*)(?::(\d+))?\)\s*$"
 );
+// .NET's `at N.C.M() in /x.cs:line 3`; Mono's `at N.C.M (args) [0x0001c] in /x.cs:3`, its
+// class library's `in <mvid>:0`.
 regex!(
     DOTNET_FRAME,
-    r"^\s+at (.+?\(.*?\))(?: in (.+):line (\d+))?\s*$"
+    r"^\s+at (.+?\(.*?\))(?: \[0x[0-9a-f]+\])?(?: in (.+?)(?::line (\d+)|:(\d+)))?\s*$"
 );
 regex!(NODE_FRAME, r"^\s+at (?:(.+?) \()?(.+?):(\d+):(\d+)\)?\s*$");
 regex!(
@@ -186,8 +188,13 @@ pub fn analyse(trace: &str) -> Option<StackTrace> {
     if at_lines.is_empty() {
         return None;
     }
-    let dotnet_shaped = lines[0].starts_with("Unhandled exception.")
-        || at_lines.iter().any(|line| line.contains(":line "));
+    let dotnet_shaped = lines.iter().any(|line| {
+        line.starts_with("Unhandled exception.")
+            || line.starts_with("Unhandled Exception:")
+            || line.contains("UNHANDLED EXCEPTION: ")
+    }) || at_lines
+        .iter()
+        .any(|line| line.contains(":line ") || line.contains(") [0x"));
     let trace = if dotnet_shaped {
         dotnet(&lines)
     } else if at_lines
@@ -244,9 +251,11 @@ fn python(lines: &[&str]) -> StackTrace {
     // what a fix needs to see.
     let frames = blocks.iter().flat_map(|(frames, _)| frames.clone()).collect();
     let (_, raised) = blocks.pop().unwrap_or_default();
-    // The blocks before the last: what was being handled when it was raised, first first.
+    // The blocks before the last: what was being handled when it was raised, the nearest
+    // first (Python prints the root cause first).
     let causes = blocks
         .into_iter()
+        .rev()
         .filter_map(|(frames, raised)| {
             raised.map(|(name, message)| StackTrace {
                 frames,
@@ -412,88 +421,171 @@ fn java_in_app(class: &str) -> bool {
 }
 
 fn dotnet(lines: &[&str]) -> StackTrace {
-    let first = lines.first().copied().unwrap_or_default();
-    let header = first.strip_prefix("Unhandled exception. ").unwrap_or(first);
-    let (name, message) = header
-        .split_once(": ")
-        .map_or((header, None), |(n, m)| (n, Some(m.to_string())));
-    let frames = lines
+    // The exception line: `Outer: message ---> Inner: message`, after .NET's `Unhandled
+    // exception. `, Mono's `Unhandled Exception:` line or its `[ERROR] FATAL UNHANDLED
+    // EXCEPTION: `, or a logger's prefix.
+    let header = lines
         .iter()
-        .filter_map(|line| DOTNET_FRAME.captures(line))
-        .map(|captures| {
-            let function = captures[1].to_string();
-            Frame {
-                in_app: !(function.starts_with("System.") || function.starts_with("Microsoft.")),
-                file: captures.get(2).map(|m| m.as_str().to_string()),
-                line: captures.get(3).and_then(|m| m.as_str().parse().ok()),
+        .map(|line| {
+            let line = line
+                .split_once("UNHANDLED EXCEPTION: ")
+                .map_or(*line, |(_, rest)| rest);
+            line.strip_prefix("Unhandled exception. ").unwrap_or(line)
+        })
+        .find(|line| {
+            !line.trim().is_empty()
+                && !line.starts_with("Unhandled Exception:")
+                && !line.trim_start().starts_with("at ")
+        })
+        .unwrap_or_default();
+    let mut raised = header.split(" ---> ").map(|part| {
+        let (name, message) = part
+            .split_once(": ")
+            .map_or((part, None), |(n, m)| (n, Some(m.to_string())));
+        (name.rsplit(' ').next().unwrap_or(name).to_string(), message)
+    });
+    let (exception, message) = raised.next().unwrap_or_default();
+    // Frames are printed innermost exception first, each inner block closed by `--- End of
+    // inner exception stack trace ---`: print order is root cause first.
+    let mut blocks: Vec<Vec<Frame>> = vec![Vec::new()];
+    for line in lines {
+        if line.trim_start().starts_with("--- End of inner exception") {
+            blocks.push(Vec::new());
+            continue;
+        }
+        let Some(captures) = DOTNET_FRAME.captures(line) else {
+            continue;
+        };
+        let function = captures[1].to_string();
+        let file = captures.get(2).map(|m| m.as_str().to_string());
+        let library = function.starts_with("System.")
+            || function.starts_with("Microsoft.")
+            || file.as_deref().is_some_and(library_path);
+        if let Some(block) = blocks.last_mut() {
+            block.push(Frame {
+                in_app: !library,
+                line: captures
+                    .get(3)
+                    .or_else(|| captures.get(4))
+                    .and_then(|m| m.as_str().parse().ok()),
+                file,
                 function: Some(function),
                 ..Frame::default()
-            }
+            });
+        }
+    }
+    // The causes, nearest first, each with its block (the blocks run root cause first).
+    let mut cause_blocks = blocks.iter().rev().skip(1);
+    let causes = raised
+        .map(|(name, message)| StackTrace {
+            frames: cause_blocks.next().cloned().unwrap_or_default(),
+            ..cause(Language::DotNet, name, message)
         })
         .collect();
     StackTrace {
         language: Some(Language::DotNet),
-        exception: Some(name.rsplit(' ').next().unwrap_or(name).to_string()),
-        causes: Vec::new(),
+        exception: (!exception.is_empty()).then_some(exception),
+        causes,
         message,
-        frames,
+        frames: blocks.into_iter().flatten().collect(),
     }
 }
 
 fn node(lines: &[&str]) -> StackTrace {
-    let mut exception = None;
-    let mut message = None;
-    for line in lines
-        .iter()
-        .filter(|line| !line.trim_start().starts_with("at "))
-    {
-        if let Some(captures) = NODE_EXCEPTION.captures(line) {
-            exception = Some(captures[1].to_string());
-            message = captures.get(2).map(|m| m.as_str().to_string());
-            break;
+    // One block per exception: the thrown one, then each `[cause]:` (nearest first).
+    let mut blocks: Vec<(Option<Raised>, Vec<Frame>)> = vec![(None, Vec::new())];
+    for line in lines {
+        let trimmed = line.trim_start();
+        if let Some(cause) = trimmed.strip_prefix("[cause]: ") {
+            let raised = NODE_EXCEPTION.captures(cause).map(|captures| {
+                (
+                    captures[1].to_string(),
+                    captures.get(2).map(|m| m.as_str().to_string()),
+                )
+            });
+            blocks.push((raised, Vec::new()));
+            continue;
+        }
+        if let Some(captures) = NODE_FRAME.captures(line) {
+            let file = captures[2].to_string();
+            if let Some((_, frames)) = blocks.last_mut() {
+                frames.push(Frame {
+                    in_app: !library_path(&file),
+                    line: captures[3].parse().ok(),
+                    column: captures[4].parse().ok(),
+                    function: captures.get(1).map(|m| m.as_str().to_string()),
+                    file: Some(file),
+                    ..Frame::default()
+                });
+            }
+            continue;
+        }
+        if blocks.len() == 1
+            && blocks[0].0.is_none()
+            && !trimmed.starts_with("at ")
+            && let Some(captures) = NODE_EXCEPTION.captures(line)
+        {
+            blocks[0].0 = Some((
+                captures[1].to_string(),
+                captures.get(2).map(|m| m.as_str().to_string()),
+            ));
         }
     }
-    let frames = lines
+    // Every block's frames, the root cause's first.
+    let frames = blocks
         .iter()
-        .filter_map(|line| NODE_FRAME.captures(line))
-        .map(|captures| {
-            let file = captures[2].to_string();
-            Frame {
-                in_app: !library_path(&file),
-                line: captures[3].parse().ok(),
-                column: captures[4].parse().ok(),
-                function: captures.get(1).map(|m| m.as_str().to_string()),
-                file: Some(file),
-                ..Frame::default()
-            }
+        .rev()
+        .flat_map(|(_, frames)| frames.clone())
+        .collect();
+    let mut blocks = blocks.into_iter();
+    let (raised, _) = blocks.next().unwrap_or_default();
+    let causes = blocks
+        .filter_map(|(raised, frames)| {
+            raised.map(|(name, message)| StackTrace {
+                frames,
+                ..cause(Language::Node, name, message)
+            })
         })
         .collect();
+    let (exception, message) = raised.map_or((None, None), |(name, message)| (Some(name), message));
     StackTrace {
         language: Some(Language::Node),
         exception,
-        causes: Vec::new(),
+        causes,
         message,
         frames,
     }
 }
 
 fn go(lines: &[&str]) -> StackTrace {
-    let header = lines[0];
-    let text = header
-        .strip_prefix("panic: ")
-        .or_else(|| header.strip_prefix("fatal error: "))
-        .unwrap_or(header);
+    // `panic: first [recovered]` and `\tpanic: second`: a panic raised while recovering from
+    // another; the program died of the last, the earlier ones are its causes.
+    let panics: Vec<&str> = lines
+        .iter()
+        .take_while(|line| !line.starts_with("goroutine "))
+        .filter_map(|line| {
+            let line = line.trim_start();
+            line.strip_prefix("panic: ")
+                .or_else(|| line.strip_prefix("fatal error: "))
+        })
+        .map(|text| text.strip_suffix(" [recovered]").unwrap_or(text))
+        .collect();
+    let text = panics.last().copied().unwrap_or(lines[0]);
     // The kind of panic without its values: `runtime error: index out of range [5] with
     // length 3` → `runtime error`; a plain message stays whole.
-    let kind = text
-        .split([':', '['])
-        .next()
-        .unwrap_or(text)
-        .trim()
-        .to_string();
+    let kind = |text: &str| text.split([':', '[']).next().unwrap_or(text).trim().to_string();
+    let causes = panics
+        .iter()
+        .rev()
+        .skip(1)
+        .map(|text| cause(Language::Go, kind(text), Some(text.to_string())))
+        .collect();
     let mut frames = Vec::new();
     let mut function: Option<&str> = None;
     for line in &lines[1..] {
+        if line.trim_start().starts_with("panic: ") {
+            continue;
+        }
         if let Some(captures) = GO_FILE.captures(line) {
             let name = function.take();
             let file = captures[1].to_string();
@@ -513,8 +605,8 @@ fn go(lines: &[&str]) -> StackTrace {
     }
     StackTrace {
         language: Some(Language::Go),
-        exception: Some(kind),
-        causes: Vec::new(),
+        exception: Some(kind(text)),
+        causes,
         message: Some(text.to_string()),
         frames,
     }
@@ -594,38 +686,48 @@ fn rust_in_app(function: Option<&str>, file: &str) -> bool {
 }
 
 fn ruby(lines: &[&str]) -> StackTrace {
-    let mut frames = Vec::new();
-    let mut exception = None;
-    let mut message = None;
-    if let Some(captures) = RUBY_HEADER.captures(lines[0]) {
-        let file = captures[1].to_string();
-        frames.push(Frame {
-            in_app: ruby_in_app(&file),
-            line: captures[2].parse().ok(),
-            function: Some(captures[3].to_string()),
-            file: Some(file),
-            ..Frame::default()
-        });
-        message = Some(captures[4].to_string());
-        exception = Some(captures[5].to_string());
+    // One block per exception: its header line (`file:7:in 'm': message (Type)`, the frame it
+    // was raised in), then its `from` frames. Ruby prints the raised exception, then its cause.
+    let mut blocks: Vec<(Raised, Vec<Frame>)> = Vec::new();
+    let frame = |file: &str, line: &str, function: &str| Frame {
+        in_app: ruby_in_app(file),
+        line: line.parse().ok(),
+        function: Some(function.to_string()),
+        file: Some(file.to_string()),
+        ..Frame::default()
+    };
+    for line in lines {
+        if let Some(captures) = RUBY_HEADER.captures(line) {
+            blocks.push((
+                (captures[5].to_string(), Some(captures[4].to_string())),
+                vec![frame(&captures[1], &captures[2], &captures[3])],
+            ));
+        } else if let Some(captures) = RUBY_FRAME.captures(line)
+            && let Some((_, frames)) = blocks.last_mut()
+        {
+            frames.push(frame(&captures[1], &captures[2], &captures[3]));
+        }
     }
-    for captures in lines[1..]
+    // Every block's frames, the root cause's first.
+    let frames = blocks
         .iter()
-        .filter_map(|line| RUBY_FRAME.captures(line))
-    {
-        let file = captures[1].to_string();
-        frames.push(Frame {
-            in_app: ruby_in_app(&file),
-            line: captures[2].parse().ok(),
-            function: Some(captures[3].to_string()),
-            file: Some(file),
-            ..Frame::default()
-        });
-    }
+        .rev()
+        .flat_map(|(_, frames)| frames.clone())
+        .collect();
+    let mut blocks = blocks.into_iter();
+    let (exception, message) = blocks
+        .next()
+        .map_or((None, None), |((name, message), _)| (Some(name), message));
+    let causes = blocks
+        .map(|((name, message), frames)| StackTrace {
+            frames,
+            ..cause(Language::Ruby, name, message)
+        })
+        .collect();
     StackTrace {
         language: Some(Language::Ruby),
         exception,
-        causes: Vec::new(),
+        causes,
         message,
         frames,
     }
@@ -690,15 +792,16 @@ mod tests {
 
         let info = analyse(&corpus_trace("python_chained", "Traceback")).unwrap();
         assert_eq!(info.exception.as_deref(), Some("NameError"));
-        assert_eq!(cause_types(&info), vec!["KeyError", "ConfigError"]);
+        // Nearest cause first, whatever order the runtime prints them in.
+        assert_eq!(cause_types(&info), vec!["ConfigError", "KeyError"]);
         // Every block's frames, the root cause's (`KeyError` in `load`) first.
         assert_eq!(
             app_functions(&info),
             vec!["load", "load", "handle", "handle", "<module>"]
         );
         let own: Vec<usize> = info.causes.iter().map(|cause| cause.frames.len()).collect();
-        assert_eq!(own, vec![1, 2]);
-        assert_eq!(info.causes[0].frames[0].line, Some(8));
+        assert_eq!(own, vec![2, 1]);
+        assert_eq!(info.causes[1].frames[0].line, Some(8));
     }
 
     #[test]
@@ -794,9 +897,9 @@ mod tests {
 
         let info = analyse(&corpus_trace("python_chained", "Traceback")).unwrap();
         assert_eq!(
-            info.causes[0].message.as_deref(),
+            info.causes[1].message.as_deref(),
             Some("'database_url'"),
-            "the KeyError handled first"
+            "the KeyError, the root cause, last"
         );
         assert_eq!(
             info.message.as_deref(),
