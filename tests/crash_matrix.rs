@@ -141,7 +141,10 @@ impl Shape {
     fn syslog(self) -> bool {
         matches!(
             self,
-            Shape::Rfc3164Message | Shape::Rfc5424Message | Shape::Rfc3164Lines | Shape::Rfc5424Lines
+            Shape::Rfc3164Message
+                | Shape::Rfc5424Message
+                | Shape::Rfc3164Lines
+                | Shape::Rfc5424Lines
         )
     }
 }
@@ -257,21 +260,22 @@ fn build_stream(
     let mut request = first_request;
     let app = syslog_app(shape, lang);
     // One ordinary line, rendered for the shape's transport.
-    let mut ordinary = |template: &str, clock: &mut Clock, items: &mut Vec<Item>, out: &mut Vec<String>| {
-        request += 1;
-        let marker = format!("req-{request:05}");
-        let text = template
-            .replace("{req}", &marker)
-            .replace("{id}", &(4000 + request * 7).to_string());
-        let written = shape.ordinary(&text, clock);
-        out.push(render_ordinary(shape, &written, &app, clock));
-        items.push(Item::Ordinary {
-            written,
-            text,
-            marker,
-        });
-        clock.next();
-    };
+    let mut ordinary =
+        |template: &str, clock: &mut Clock, items: &mut Vec<Item>, out: &mut Vec<String>| {
+            request += 1;
+            let marker = format!("req-{request:05}");
+            let text = template
+                .replace("{req}", &marker)
+                .replace("{id}", &(4000 + request * 7).to_string());
+            let written = shape.ordinary(&text, clock);
+            out.push(render_ordinary(shape, &written, &app, clock));
+            items.push(Item::Ordinary {
+                written,
+                text,
+                marker,
+            });
+            clock.next();
+        };
     for (index, trace) in corpus.iter().enumerate().filter(|(_, t)| t.lang == lang) {
         for template in BEFORE {
             ordinary(template, &mut clock, &mut items, &mut out);
@@ -386,7 +390,10 @@ fn render_trace(shape: Shape, trace: &RawTrace, app: &str, clock: &Clock) -> Vec
 /// The lines of a trace that must reach its entries, each (trimmed) in order.
 fn expected_lines(shape: Shape, trace: &RawTrace) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
-    if matches!(shape, Shape::PyLogDefault | Shape::PyLogAsctime | Shape::Log4j) {
+    if matches!(
+        shape,
+        Shape::PyLogDefault | Shape::PyLogAsctime | Shape::Log4j
+    ) {
         lines.push("checkout failed".to_string());
     }
     lines.extend(
@@ -482,7 +489,11 @@ fn short(text: &str) -> String {
 /// The checks of one trace's entries; returns what is wrong.
 fn check_trace(shape: Shape, trace: &RawTrace, slot: &[&Value]) -> Vec<String> {
     let expected = &trace.expected;
-    let wanted = if shape.one_message() { 1 } else { expected.traces };
+    let wanted = if shape.one_message() {
+        1
+    } else {
+        expected.traces
+    };
     let mut wrong = Vec::new();
     let traces: Vec<&Value> = slot.iter().copied().filter(|e| is_trace(e)).collect();
     let others = slot.len() - traces.len();
@@ -539,12 +550,18 @@ fn check_trace(shape: Shape, trace: &RawTrace, slot: &[&Value]) -> Vec<String> {
                 "exception {} (want {}{})",
                 metadata["exception"],
                 expected.exceptions[0],
-                if expected.exception_match == Match::Prefix { "…" } else { "" }
+                if expected.exception_match == Match::Prefix {
+                    "…"
+                } else {
+                    ""
+                }
             ));
         }
         let causes: Vec<Value> = metadata["causes"].as_array().cloned().unwrap_or_default();
         let want = &expected.exceptions[1..];
-        if causes.len() != want.len() || !causes.iter().zip(want).all(|(got, want)| named(got, want)) {
+        if causes.len() != want.len()
+            || !causes.iter().zip(want).all(|(got, want)| named(got, want))
+        {
             wrong.push(format!("causes {causes:?} (want {want:?})"));
         }
     }
@@ -569,7 +586,9 @@ fn check_trace(shape: Shape, trace: &RawTrace, slot: &[&Value]) -> Vec<String> {
             .iter()
             .filter(|f| {
                 file(f).ends_with(library.as_str())
-                    || f["function"].as_str().is_some_and(|fun| fun.contains(library.as_str()))
+                    || f["function"]
+                        .as_str()
+                        .is_some_and(|fun| fun.contains(library.as_str()))
             })
             .collect();
         if matching.is_empty() {
@@ -621,7 +640,11 @@ fn every_real_crash_in_every_shape_is_one_trace_entry_with_one_fingerprint_per_b
     }
     let out = root.join("out.json");
     let (api, syslog_msg, syslog_lines) = (free_port(), free_port(), free_port());
-    let mut agent = Agent::start(root, &config(root, api, syslog_msg, syslog_lines, &out), api);
+    let mut agent = Agent::start(
+        root,
+        &config(root, api, syslog_msg, syslog_lines, &out),
+        api,
+    );
     for stream in streams.iter().filter(|s| s.shape.syslog()) {
         let lines = matches!(stream.shape, Shape::Rfc3164Lines | Shape::Rfc5424Lines);
         let port = if lines { syslog_lines } else { syslog_msg };
@@ -688,7 +711,8 @@ fn every_real_crash_in_every_shape_is_one_trace_entry_with_one_fingerprint_per_b
         let cell = cells.entry(cell_key).or_default();
         let got = by_stream.remove(&stream.key).unwrap_or_default();
         if got.is_empty() {
-            cell.wrong.push(format!("no entries at all from {}", stream.key));
+            cell.wrong
+                .push(format!("no entries at all from {}", stream.key));
             continue;
         }
         // Anchors: the output position of each ordinary line found as an ordinary entry.
@@ -711,8 +735,10 @@ fn every_real_crash_in_every_shape_is_one_trace_entry_with_one_fingerprint_per_b
                     text,
                     marker,
                 } => {
-                    let holders: Vec<&&Value> =
-                        got.iter().filter(|e| text_of(e).contains(marker.as_str())).collect();
+                    let holders: Vec<&&Value> = got
+                        .iter()
+                        .filter(|e| text_of(e).contains(marker.as_str()))
+                        .collect();
                     let fine = holders.len() == 1 && {
                         let message = holders[0]["message"].as_str().unwrap_or("");
                         !is_trace(holders[0])
@@ -729,7 +755,8 @@ fn every_real_crash_in_every_shape_is_one_trace_entry_with_one_fingerprint_per_b
                                     "part of a trace entry [{}]",
                                     short(one["message"].as_str().unwrap_or(""))
                                 ),
-                                [one] => format!("[{}]", short(one["message"].as_str().unwrap_or(""))),
+                                [one] =>
+                                    format!("[{}]", short(one["message"].as_str().unwrap_or(""))),
                                 many => format!("{} entries", many.len()),
                             }
                         ));
@@ -737,8 +764,18 @@ fn every_real_crash_in_every_shape_is_one_trace_entry_with_one_fingerprint_per_b
                 }
                 Item::Trace(index) => {
                     let trace = &corpus[*index];
-                    let start = anchors[..i].iter().rev().flatten().next().map_or(0, |p| p + 1);
-                    let end = anchors[i + 1..].iter().flatten().next().copied().unwrap_or(got.len());
+                    let start = anchors[..i]
+                        .iter()
+                        .rev()
+                        .flatten()
+                        .next()
+                        .map_or(0, |p| p + 1);
+                    let end = anchors[i + 1..]
+                        .iter()
+                        .flatten()
+                        .next()
+                        .copied()
+                        .unwrap_or(got.len());
                     let slot: Vec<&Value> = if start <= end {
                         got[start..end].to_vec()
                     } else {
@@ -752,7 +789,8 @@ fn every_real_crash_in_every_shape_is_one_trace_entry_with_one_fingerprint_per_b
                         .find(|e| is_trace(e))
                         .and_then(|e| e["metadata"]["fingerprint"].as_str())
                     {
-                        fingerprints.insert((stream.shape, trace.name.clone()), fingerprint.to_string());
+                        fingerprints
+                            .insert((stream.shape, trace.name.clone()), fingerprint.to_string());
                     }
                 }
             }
@@ -767,7 +805,10 @@ fn every_real_crash_in_every_shape_is_one_trace_entry_with_one_fingerprint_per_b
             );
             let cell = cells.entry(cell_key).or_default();
             let get = |bug: &str, run: u8| {
-                fingerprints.get(&(shape, format!("{}_{bug}_{}_{run}", trace.lang, trace.variant)))
+                fingerprints.get(&(
+                    shape,
+                    format!("{}_{bug}_{}_{run}", trace.lang, trace.variant),
+                ))
             };
             for bug in ["a", "b"] {
                 if let (Some(one), Some(two)) = (get(bug, 1), get(bug, 2))
@@ -791,7 +832,9 @@ fn every_real_crash_in_every_shape_is_one_trace_entry_with_one_fingerprint_per_b
     }
 
     // The table, then why each failing cell fails.
-    let mut table = String::from("\ncrash matrix (language x shape): ok, or FAIL with the number of problems\n");
+    let mut table = String::from(
+        "\ncrash matrix (language x shape): ok, or FAIL with the number of problems\n",
+    );
     table.push_str(&format!("{:<8}", ""));
     for shape in SHAPES {
         table.push_str(&format!("{:>9}", shape.name()));
@@ -801,13 +844,20 @@ fn every_real_crash_in_every_shape_is_one_trace_entry_with_one_fingerprint_per_b
         table.push_str(&format!("{lang:<8}"));
         for s in 0..SHAPES.len() {
             let problems = cells.get(&(l, s)).map_or(0, |c| c.wrong.len());
-            let mark = if problems == 0 { "ok".to_string() } else { format!("FAIL {problems}") };
+            let mark = if problems == 0 {
+                "ok".to_string()
+            } else {
+                format!("FAIL {problems}")
+            };
             table.push_str(&format!("{mark:>9}"));
         }
         table.push('\n');
     }
     let green = cells.values().filter(|c| c.wrong.is_empty()).count();
-    table.push_str(&format!("{green} of {} cells green\n", LANGUAGES.len() * SHAPES.len()));
+    table.push_str(&format!(
+        "{green} of {} cells green\n",
+        LANGUAGES.len() * SHAPES.len()
+    ));
     for ((l, s), cell) in &cells {
         if cell.wrong.is_empty() {
             continue;

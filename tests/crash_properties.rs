@@ -36,7 +36,12 @@ const TIMES: &[&str] = &[
     "13:05:{s}.430",
 ];
 
-const THREADS: &[&str] = &["[main]", "[worker-3]", "[http-nio-8080-exec-7]", "[pool-2-thread-1]"];
+const THREADS: &[&str] = &[
+    "[main]",
+    "[worker-3]",
+    "[http-nio-8080-exec-7]",
+    "[pool-2-thread-1]",
+];
 const LOGGERS: &[&str] = &["com.shop.Cart", "shop.checkout", "app", "c.s.Cart"];
 /// What ends the prefix after a logger.
 const SEPARATORS: &[&str] = &[" - ", ": ", " "];
@@ -90,14 +95,16 @@ fn prefix_shape() -> impl Strategy<Value = PrefixShape> {
         proptest::option::of((0..LOGGERS.len(), 0..SEPARATORS.len())),
         any::<bool>(),
     )
-        .prop_map(|(time, program, level, thread, logger, every_line)| PrefixShape {
-            time,
-            program,
-            level,
-            thread,
-            logger,
-            every_line,
-        })
+        .prop_map(
+            |(time, program, level, thread, logger, every_line)| PrefixShape {
+                time,
+                program,
+                level,
+                thread,
+                logger,
+                every_line,
+            },
+        )
 }
 
 /// Ordinary lines: an access line, one that says "error" without being one, one ending with a

@@ -66,14 +66,16 @@ pub fn dir() -> PathBuf {
 
 /// Every raw trace, in the order language, bug, variant, run.
 pub fn load() -> Vec<RawTrace> {
-    let expected_text = std::fs::read_to_string(dir().join("expected.toml")).expect("expected.toml");
+    let expected_text =
+        std::fs::read_to_string(dir().join("expected.toml")).expect("expected.toml");
     let expected: BTreeMap<String, Expected> =
         toml::from_str(&expected_text).expect("expected.toml parses");
     let mut traces = Vec::new();
     for lang in LANGUAGES {
-        for (key, expected) in expected.iter().filter(|(key, _)| {
-            key.split('_').next() == Some(lang)
-        }) {
+        for (key, expected) in expected
+            .iter()
+            .filter(|(key, _)| key.split('_').next() == Some(lang))
+        {
             let mut parts = key.splitn(3, '_');
             let (_, bug, variant) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
             for run in [1u8, 2] {
@@ -96,6 +98,10 @@ pub fn load() -> Vec<RawTrace> {
             }
         }
     }
-    assert_eq!(traces.len(), 56, "7 languages x 2 bugs x 2 variants x 2 runs");
+    assert_eq!(
+        traces.len(),
+        56,
+        "7 languages x 2 bugs x 2 variants x 2 runs"
+    );
     traces
 }
