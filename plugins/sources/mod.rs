@@ -56,12 +56,15 @@ pub fn entry_from_joined(
     );
     if joined.lines > 1 {
         entry.raw = joined.text.clone();
-        entry.error_trace = Some(joined.text.clone());
+        // A trace found after its line's prefix starts there: the prefix is the log call's,
+        // not the trace's (`raw` keeps it).
+        let start = if joined.message_start < first_line_len {
+            joined.message_start
+        } else {
+            0
+        };
+        entry.error_trace = Some(joined.text.slice(start..));
         trace::annotate(&mut entry);
-        // The trace was found after the stream's own prefix: that is where its message starts.
-        if joined.message_start > 0 && joined.message_start < first_line_len {
-            entry.message = joined.text.slice(joined.message_start..first_line_len);
-        }
     }
     entry
 }

@@ -121,6 +121,34 @@ impl Fingerprinter {
     }
 }
 
+/// `text` with each quoted value (`"7 pcs"`, `'x'`, `` `y` ``) as one wildcard: a value may hold
+/// spaces, and then is several words to the miner. An apostrophe inside a word is no quote.
+fn without_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find(['"', '\'', '`']) {
+        let quote = rest[open..].chars().next().unwrap_or('"');
+        let opens_value = rest[..open]
+            .chars()
+            .next_back()
+            .is_none_or(|before| !before.is_alphanumeric());
+        let close = rest[open + 1..].find(quote).map(|at| open + 1 + at);
+        match close {
+            Some(close) if opens_value => {
+                out.push_str(&rest[..open]);
+                out.push_str(template::WILDCARD);
+                rest = &rest[close + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..=open]);
+                rest = &rest[open + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The fingerprint of a stack trace, from its exception type, its causes' types and its top
 /// `frames` in-app frames (its top frames when none is in-app); `None` for a trace that names
 /// neither an exception nor a frame, which is fingerprinted as a message. Needs no state: the
@@ -148,7 +176,7 @@ pub fn trace_fingerprint(trace: &StackTrace, frames: usize) -> Option<Fingerprin
     // the failing values: the same bug with other values is the same incident.
     let kind = |text: &str| {
         if text.contains(' ') {
-            template::masked(text)
+            template::masked(&without_quoted(text))
         } else {
             text.to_string()
         }

@@ -101,31 +101,35 @@ pub fn classify(line: &[u8], pending: Option<PendingView<'_>>) -> Decision {
             .and_then(|p| detect_level(p.first_line))
             .is_some_and(|level| level >= minimum)
     };
-    if line.starts_with(b"Traceback (most recent call last):") {
-        // `logging.exception` writes its message line, then the traceback.
-        return if logged_at(Level::Error) {
-            Decision::Continue(Mode::Python(PythonPhase::Frames))
+    // A trace right after an error log line is what that log call printed (`logging.exception`,
+    // `logger.error("…", e)`, a message then a crash): it joins the line.
+    let trace = |mode: Mode| {
+        if logged_at(Level::Error) {
+            Decision::Continue(mode)
         } else {
-            Decision::Start(Mode::Python(PythonPhase::Frames))
-        };
+            Decision::Start(mode)
+        }
+    };
+    if line.starts_with(b"Traceback (most recent call last):") {
+        return trace(Mode::Python(PythonPhase::Frames));
     }
     if line.starts_with(b"panic: ") || line.starts_with(b"fatal error: ") {
-        return Decision::Start(Mode::Go);
+        return trace(Mode::Go);
     }
     if contains_panicked(line) {
-        return Decision::Start(Mode::Rust(RustPhase::Message));
+        return trace(Mode::Rust(RustPhase::Message));
     }
     if line.starts_with(b"Exception in thread ") || line.starts_with(b"Unhandled exception. ") {
-        return Decision::Start(Mode::At);
+        return trace(Mode::At);
     }
     if line.starts_with(b"Unhandled Exception:") {
-        return Decision::Start(Mode::Announced);
+        return trace(Mode::Announced);
     }
     if is_node_header(line) {
-        return Decision::Start(Mode::NodeHeader(0));
+        return trace(Mode::NodeHeader(0));
     }
     if is_ruby_error(line) {
-        return Decision::Start(Mode::Ruby);
+        return trace(Mode::Ruby);
     }
     if is_exception_header(line) && logged_at(Level::Warn) {
         return Decision::Tentative;
@@ -271,11 +275,14 @@ fn is_node_header(line: &[u8]) -> bool {
     ]
     .iter()
     .any(|ext| path.ends_with(ext));
-    scripted
+    // `<anonymous_script>:1`: code Node compiled from a string (`JSON.parse`'s input).
+    let anonymous = path.starts_with(b"<anonymous") && path.ends_with(b">");
+    (scripted || anonymous)
         && !number.is_empty()
         && number.iter().all(u8::is_ascii_digit)
         && !path.contains(&b' ')
-        && (path.starts_with(b"/")
+        && (anonymous
+            || path.starts_with(b"/")
             || path.starts_with(b"./")
             || path.starts_with(b"file://")
             || path.get(1) == Some(&b':'))
@@ -294,13 +301,17 @@ fn is_ruby_error(line: &[u8]) -> bool {
     digits > 0 && rest[digits..].starts_with(b":in ") && line.ends_with(b")")
 }
 
-/// Go's `main.(*Cache).Put(...)` or `main.main()`: a call without spaces before its `(`.
+/// Go's `main.(*Cache).Put(...)`, `main.main()` or `panic({0x4970e0, 0xc0000a4000})`: a call
+/// without spaces before its `(`.
 fn is_go_function(line: &[u8]) -> bool {
     let Some(open) = line.iter().position(|b| *b == b'(') else {
         return false;
     };
     let name = &line[..open];
-    line.ends_with(b")") && !name.is_empty() && !name.contains(&b' ') && name.contains(&b'.')
+    line.ends_with(b")")
+        && !name.is_empty()
+        && !name.contains(&b' ')
+        && (name.contains(&b'.') || name == b"panic")
 }
 
 fn contains_panicked(line: &[u8]) -> bool {

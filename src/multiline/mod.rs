@@ -22,7 +22,7 @@ pub mod entries;
 pub mod prefix;
 
 use self::auto::{Decision, Mode, PendingView};
-use self::prefix::PrefixLearner;
+use self::prefix::{LinePrefix, PrefixLearner};
 
 /// Most lines one entry may join.
 pub const MAX_LINES: usize = 1000;
@@ -137,6 +137,11 @@ struct Pending {
     event_time: Option<Timestamp>,
     message_start: usize,
     fragment: bool,
+    /// The prefix the trace's lines carry (its first line's, or the first continuation's that
+    /// had one), and whether its continuation lines repeat it: once one is seen bare, a
+    /// prefixed line is a new record, not part of the trace.
+    prefix: Option<LinePrefix>,
+    repeats: Option<bool>,
 }
 
 impl Pending {
@@ -157,6 +162,8 @@ impl Pending {
             event_time,
             message_start: 0,
             fragment: false,
+            prefix: None,
+            repeats: None,
         }
     }
 
@@ -276,29 +283,46 @@ impl LineAggregator {
     }
 
     fn push_auto(&mut self, line: Bytes, end_offset: u64, now: Instant, out: &mut Vec<Joined>) {
-        let blank = line.iter().all(u8::is_ascii_whitespace);
+        // A line of a trace that repeats the trace's prefix is read without it (and is blank
+        // if nothing follows the prefix).
+        let repeated = self.pending.as_ref().and_then(|pending| {
+            let prefix = pending.prefix.as_ref()?;
+            (pending.mode.is_trace() && pending.repeats != Some(false))
+                .then(|| prefix.body(&line))
+                .flatten()
+        });
+        let blank = line[repeated.unwrap_or(0)..]
+            .iter()
+            .all(u8::is_ascii_whitespace);
         if blank {
             if self.pending.as_ref().is_some_and(|p| p.mode.is_trace()) || self.tentative.is_some()
             {
-                self.held_blanks.push((line, end_offset));
+                self.held_blanks.push((line.slice(repeated.unwrap_or(0)..), end_offset));
             }
             return;
         }
+        if let Some(start) = repeated {
+            let view = self.view();
+            if let Decision::Continue(mode) = auto::classify(&line[start..], view) {
+                self.continue_with(line.slice(start..), end_offset, now, mode, out);
+                if let Some(pending) = self.pending.as_mut() {
+                    pending.repeats = Some(true);
+                }
+                return;
+            }
+        }
         let body = self.prefix.body(&line);
         if let Some((header, header_end)) = self.tentative.take() {
-            let frame = if body.learned {
-                auto::is_at_frame(&line[body.start..])
-            } else {
-                auto::is_at_frame(&line)
-            };
+            let frame = auto::is_at_frame(&line)
+                || (body.start > 0 && auto::is_at_frame(&line[body.start..]));
             if frame
                 && let Some(pending) = self.pending.as_mut()
                 && pending.has_room_for(&header)
             {
-                let text = if body.learned {
-                    line.slice(body.start..)
-                } else {
+                let text = if auto::is_at_frame(&line) {
                     line
+                } else {
+                    line.slice(body.start..)
                 };
                 pending.append(&header, header_end, now);
                 pending.append(&text, end_offset, now);
@@ -309,42 +333,31 @@ impl LineAggregator {
             // No frame followed: the header is an ordinary line of its own.
             self.start(header, header_end, now, Mode::Plain, out);
         }
-        let view = self.pending.as_ref().map(|pending| PendingView {
-            mode: pending.mode,
-            lines: pending.lines,
-            first_line: &pending.first_line,
-        });
-        // A line that repeats the stream's prefix is read without it; any other line as it is,
-        // and, if it would start an ordinary entry, once more after a prefix known by shape:
-        // the trace a log call wrote after its time and level.
-        let (decision, text_start) = if body.learned {
-            match auto::classify(&line[body.start..], view) {
-                Decision::Start(Mode::Plain) => (auto::classify(&line, view), 0),
-                decision => (decision, body.start),
-            }
-        } else {
-            match auto::classify(&line, view) {
-                Decision::Start(Mode::Plain) if body.start > 0 => {
-                    match auto::classify(&line[body.start..], view) {
-                        Decision::Start(Mode::Plain) => (Decision::Start(Mode::Plain), 0),
-                        decision => (decision, body.start),
-                    }
+        let view = self.view();
+        // The line as it is; if it would start an ordinary entry, once more after its prefix
+        // (the stream's learned one, or one known by shape): the trace a log call wrote after
+        // its time and level.
+        let (decision, text_start) = match auto::classify(&line, view) {
+            Decision::Start(Mode::Plain) if body.start > 0 => {
+                match auto::classify(&line[body.start..], view) {
+                    Decision::Start(Mode::Plain) => (Decision::Start(Mode::Plain), 0),
+                    decision => (decision, body.start),
                 }
-                decision => (decision, 0),
             }
+            decision => (decision, 0),
         };
+        let prefix = (text_start > 0)
+            .then(|| LinePrefix::of(&line, text_start))
+            .flatten();
         match decision {
             Decision::Continue(mode) => {
-                let text = line.slice(text_start..);
-                match self.pending.as_mut() {
-                    Some(pending) if pending.has_room_for(&text) => {
-                        for (blank, blank_end) in self.held_blanks.drain(..) {
-                            pending.append(&blank, blank_end, now);
-                        }
-                        pending.append(&text, end_offset, now);
-                        pending.mode = mode;
+                let repeats = text_start > 0;
+                self.continue_with(line.slice(text_start..), end_offset, now, mode, out);
+                if let Some(pending) = self.pending.as_mut() {
+                    if prefix.is_some() {
+                        pending.prefix = prefix;
                     }
-                    _ => self.start(text, end_offset, now, mode, out),
+                    pending.repeats.get_or_insert(repeats);
                 }
             }
             Decision::Start(mode) => {
@@ -354,6 +367,7 @@ impl LineAggregator {
                 self.start(line, end_offset, now, mode, out);
                 if let Some(pending) = self.pending.as_mut() {
                     pending.message_start = text_start;
+                    pending.prefix = prefix;
                 }
             }
             Decision::Tentative => {
@@ -367,6 +381,36 @@ impl LineAggregator {
                     pending.fragment = true;
                 }
             }
+        }
+    }
+
+    fn view(&self) -> Option<PendingView<'_>> {
+        self.pending.as_ref().map(|pending| PendingView {
+            mode: pending.mode,
+            lines: pending.lines,
+            first_line: &pending.first_line,
+        })
+    }
+
+    /// Appends a line that continues the pending entry (with the blank lines held before it),
+    /// or starts a new one in `mode` when there is none or it is full.
+    fn continue_with(
+        &mut self,
+        text: Bytes,
+        end_offset: u64,
+        now: Instant,
+        mode: Mode,
+        out: &mut Vec<Joined>,
+    ) {
+        match self.pending.as_mut() {
+            Some(pending) if pending.has_room_for(&text) => {
+                for (blank, blank_end) in self.held_blanks.drain(..) {
+                    pending.append(&blank, blank_end, now);
+                }
+                pending.append(&text, end_offset, now);
+                pending.mode = mode;
+            }
+            _ => self.start(text, end_offset, now, mode, out),
         }
     }
 

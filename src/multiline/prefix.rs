@@ -336,6 +336,47 @@ fn body_after(line: &[u8], end: usize, learned: bool) -> Body {
     Body { start, learned }
 }
 
+/// The prefix a trace's first line carried, by shape: the trace's own lines may repeat it
+/// (`[main] Traceback…`, `[main]   File…`) with other times and pids, and are read without it.
+#[derive(Debug, Clone, Copy)]
+pub struct LinePrefix {
+    shapes: [Shape; MAX_TOKENS],
+    len: usize,
+}
+
+impl LinePrefix {
+    /// The shapes of `line`'s tokens before `body_start` (`None` if there are none).
+    pub fn of(line: &[u8], body_start: usize) -> Option<LinePrefix> {
+        let tokens = Tokens::of(line, MAX_TOKENS);
+        let len = tokens.tokens[..tokens.len]
+            .iter()
+            .take_while(|token| token.end <= body_start)
+            .count();
+        let mut shapes = [0; MAX_TOKENS];
+        shapes[..len].copy_from_slice(&tokens.shapes().take(len).collect::<Vec<_>>());
+        (len > 0).then_some(LinePrefix { shapes, len })
+    }
+
+    /// Where `line`'s text starts if it begins with this prefix (the line's end if nothing
+    /// follows it: a blank line of the trace).
+    pub fn body(&self, line: &[u8]) -> Option<usize> {
+        let tokens = Tokens::of(line, self.len);
+        let same = tokens.len == self.len
+            && tokens
+                .shapes()
+                .eq(self.shapes[..self.len].iter().copied());
+        if !same {
+            return None;
+        }
+        let end = tokens.tokens[self.len - 1].end;
+        Some(if matches!(line.get(end), Some(b' ' | b'\t')) {
+            end + 1
+        } else {
+            end
+        })
+    }
+}
+
 /// A prefix recognised by shape alone, for a line of a stream that has not taught one.
 pub fn structural_body(line: &[u8]) -> Body {
     let tokens = Tokens::of(line, MAX_TOKENS);
