@@ -1,15 +1,72 @@
-//! Accuracy regression test of the template miner on the public loghub-2k benchmark
-//! (`../shared/data/loghub-2k`): one default configuration for all twelve datasets must keep an
-//! average grouping accuracy of at least 0.90 (Drain3 tuned per dataset: 0.888). The bench
-//! `template_miner` prints the same figures with throughput.
+//! Accuracy of the template miner on the public loghub-2k benchmark (`../shared/data/loghub-2k`),
+//! in sample and leave-one-dataset-out.
+//!
+//! In sample: the one shipped configuration (`MinerConfig::default()`) on each of the twelve
+//! datasets. Its rules and figures were chosen looking at all twelve, so this figure flatters it.
+//!
+//! Leave one out: every choice that could be tuned (similarity threshold, prefix depth, and each
+//! rule that can be switched off) spans a grid. For each dataset in turn, the grid point with the
+//! best average grouping accuracy (GA) over the other eleven is picked, and scored on the held-out
+//! one; nothing of the held-out dataset takes part in its own choice. Ties on GA go to the better
+//! pairwise F-measure on the same eleven, then to the earlier grid point, and the grid lists a
+//! rule switched off before on: a rule the eleven are indifferent to is not given the benefit of
+//! the doubt. The average of the twelve held-out scores estimates GA on logs the miner was not
+//! tuned on. The bench `template_miner` prints the in-sample figures with throughput.
 
 #[path = "support/loghub.rs"]
 mod loghub;
 
-use tailfix::fingerprint::template::TemplateMiner;
+use tailfix::fingerprint::template::{MinerConfig, TemplateMiner};
+
+/// GA and pairwise F-measure of one configuration on one dataset, a fresh miner fed the
+/// `Content` column in file order.
+fn score(set: &loghub::Dataset, config: &MinerConfig) -> (f64, f64) {
+    let mut miner = TemplateMiner::new(config.clone());
+    let predicted: Vec<u64> = set
+        .contents
+        .iter()
+        .map(|c| miner.add(c).cluster_id)
+        .collect();
+    (
+        loghub::grouping_accuracy(&set.templates, &predicted),
+        loghub::pairwise_f1(&set.templates, &predicted),
+    )
+}
+
+/// The tunable choices. A few dozen points keep the debug-built test to some seconds.
+fn grid() -> Vec<MinerConfig> {
+    let mut grid = Vec::new();
+    for rules in 0..8u8 {
+        for prefix_depth in [1, 2, 3] {
+            for similarity_threshold in [0.5, 0.6, 0.7, 0.8] {
+                grid.push(MinerConfig {
+                    similarity_threshold,
+                    prefix_depth,
+                    keep_keywords: rules & 1 != 0,
+                    split_word_runs: rules & 2 != 0,
+                    dotted_names_vary: rules & 4 != 0,
+                    ..MinerConfig::default()
+                });
+            }
+        }
+    }
+    grid
+}
+
+fn describe(c: &MinerConfig) -> String {
+    let on = |b: bool| if b { "on" } else { "off" };
+    format!(
+        "threshold {:.1} depth {} keywords {} word-runs {} dotted {}",
+        c.similarity_threshold,
+        c.prefix_depth,
+        on(c.keep_keywords),
+        on(c.split_word_runs),
+        on(c.dotted_names_vary)
+    )
+}
 
 #[test]
-fn average_grouping_accuracy_on_loghub_2k_is_at_least_0_90() {
+fn grouping_accuracy_on_loghub_2k_in_sample_and_leave_one_dataset_out() {
     let dir = loghub::data_dir();
     let sets = match loghub::load_all(&dir) {
         Ok(Some(sets)) if !sets.is_empty() => sets,
@@ -19,33 +76,81 @@ fn average_grouping_accuracy_on_loghub_2k_is_at_least_0_90() {
         }
         Err(e) => panic!("reading loghub-2k: {e}"),
     };
-    let mut total = 0.0;
-    for set in &sets {
-        let mut miner = TemplateMiner::default();
-        let predicted: Vec<u64> = set
-            .contents
-            .iter()
-            .map(|c| miner.add(c).cluster_id)
-            .collect();
-        let ga = loghub::grouping_accuracy(&set.templates, &predicted);
-        eprintln!("{:12} GA {ga:.4}", set.name);
-        total += ga;
-    }
-    let average = total / sets.len() as f64;
-    eprintln!(
-        "{:12} GA {average:.4} over {} datasets",
-        "Average",
-        sets.len()
-    );
     assert_eq!(
         sets.len(),
         12,
         "expected the 12 loghub-2k datasets in {}",
         dir.display()
     );
+    let n = sets.len();
+    let shipped = MinerConfig::default();
+    let grid = grid();
     assert!(
-        average >= 0.90,
-        "average grouping accuracy {average:.4} < 0.90"
+        grid.contains(&shipped),
+        "the shipped default is in the grid"
+    );
+    // scores[g][d]: grid point g on dataset d.
+    let scores: Vec<Vec<(f64, f64)>> = grid
+        .iter()
+        .map(|c| sets.iter().map(|s| score(s, c)).collect())
+        .collect();
+    let in_sample: Vec<f64> = sets.iter().map(|s| score(s, &shipped).0).collect();
+
+    eprintln!(
+        "{:<12} {:>9} {:>9}  choice made on the other eleven",
+        "dataset", "in-sample", "held-out"
+    );
+    let mut held_out = Vec::new();
+    let mut picked_shipped = 0;
+    for d in 0..n {
+        let mean_without = |g: usize, f: fn(&(f64, f64)) -> f64| {
+            (0..n)
+                .filter(|&j| j != d)
+                .map(|j| f(&scores[g][j]))
+                .sum::<f64>()
+                / (n - 1) as f64
+        };
+        let mut best = 0;
+        let mut best_key = (f64::MIN, f64::MIN);
+        for g in 0..grid.len() {
+            // Rounded so that equal GA summed in another order still ties.
+            let ga = (mean_without(g, |s| s.0) * 1e9).round();
+            let key = (ga, mean_without(g, |s| s.1));
+            if key.0 > best_key.0 || (key.0 == best_key.0 && key.1 > best_key.1) {
+                best = g;
+                best_key = key;
+            }
+        }
+        if grid[best] == shipped {
+            picked_shipped += 1;
+        }
+        held_out.push(scores[best][d].0);
+        eprintln!(
+            "{:<12} {:>9.4} {:>9.4}  {}",
+            sets[d].name,
+            in_sample[d],
+            scores[best][d].0,
+            describe(&grid[best])
+        );
+    }
+    let in_sample_avg = in_sample.iter().sum::<f64>() / n as f64;
+    let held_out_avg = held_out.iter().sum::<f64>() / n as f64;
+    eprintln!("{:<12} {in_sample_avg:>9.4} {held_out_avg:>9.4}", "Average");
+    eprintln!(
+        "shipped default ({}) picked by {picked_shipped} of {n} folds",
+        describe(&shipped)
+    );
+    assert!(
+        in_sample_avg >= 0.93,
+        "in-sample average GA {in_sample_avg:.4} < 0.93"
+    );
+    // Measured 0.9222: short of the 0.93 asked for. Two datasets lose their rule when held out:
+    // Proxifier (its `close` line carries `1190 bytes (1.16 KB)` or `0 bytes`, of varying token
+    // count, which only a list of unit words would join) and Mac (dotted names, which only Mac
+    // rewards). A floor, so that a regression shows.
+    assert!(
+        held_out_avg >= 0.92,
+        "leave-one-dataset-out average GA {held_out_avg:.4} < 0.92"
     );
 }
 
@@ -71,4 +176,12 @@ fn grouping_accuracy_counts_only_exactly_recovered_groups() {
     // A is exact; B is split; C is merged with the blank-template line, which is not scored.
     let predicted = [1, 1, 2, 3, 4, 4];
     assert_eq!(loghub::grouping_accuracy(&truth, &predicted), 3.0 / 5.0);
+}
+
+#[test]
+fn pairwise_f1_gives_partial_credit() {
+    let truth: Vec<String> = ["A", "A", "A", "B"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(loghub::pairwise_f1(&truth, &[1, 1, 1, 2]), 1.0);
+    // One of three A pairs found, none wrongly joined: precision 1, recall 1/3.
+    assert!((loghub::pairwise_f1(&truth, &[1, 1, 2, 3]) - 0.5).abs() < 1e-12);
 }

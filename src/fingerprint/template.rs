@@ -12,42 +12,40 @@
 //! Two stages, in the spirit of Drain (He et al., ICWS 2017):
 //!
 //! 1. **Masking**, one pass over the bytes, no regex. The message is split on whitespace and
-//!    each token that is evidently a value becomes `<*>`: anything with a digit (numbers, hex,
-//!    UUIDs, IPv4/IPv6 with ports, ids, timestamps), paths, URLs, e-mail addresses, domain names,
-//!    the value of `key=value` and `key:value`, a quantity with its unit (`1625 bytes (1.58 KB)`,
-//!    `<1 sec`) as one token, month and weekday names next to numbers, a quoted token, empty
-//!    brackets. Brackets and punctuation around a value are kept (`[<*>]`, `uid=<*>`) so the
-//!    template still reads like the line, and a run of values (`blk_1 blk_2 blk_3`) becomes one
-//!    `<*>`.
+//!    each token whose shape is a value's becomes `<*>`: anything with a digit (numbers, hex,
+//!    UUIDs, IPv4/IPv6 with ports, ids, timestamps), paths, URLs, e-mail addresses, the value of
+//!    `key=value` and `key:value`, a quoted token, empty brackets. Brackets and punctuation
+//!    around a value are kept (`[<*>]`, `uid=<*>`) so the template still reads like the line,
+//!    and a run of values (`blk_1 blk_2 blk_3`) becomes one `<*>`. Only shapes are judged: no
+//!    list of words (units, month names, domains) is consulted, since any such list is a guess
+//!    at what some system writes.
 //! 2. **Clustering** in a fixed-depth prefix tree: the token count, then the first
 //!    [`MinerConfig::prefix_depth`] tokens pick a leaf; there the message joins the most similar
 //!    cluster if it shares enough of the template's constant tokens, and the positions that
 //!    differ become `<*>`. This catches the values masking cannot see (user names, host names
 //!    without digits).
 //!
-//! Where this departs from Drain, and why. The figures are the average grouping accuracy on
-//! loghub-2k without the rule (all rules: 0.973; none of them: 0.81, about Drain3 untuned):
+//! Where this departs from Drain, and why:
 //!
 //! * **Some differences are never generalised.** One threshold cannot tell a variable word from a
 //!   different constant: `from NEW to UNASSIGNED` vs `from UNASSIGNED to ASSIGNED` looks as alike
 //!   as `user admin` vs `user oracle`. So a template never generalises over an ALL-CAPS
-//!   identifier or a punctuation-only token (states, error codes, `****`; without: 0.902), over
-//!   the text kept around a masked value (`uid=<*>` vs `euid=<*>`, `[<*>]` vs `<*>`; 0.962), or
-//!   over two different words in a row: after masking a value is one token, so a run of
-//!   different words is different text (`Link has been severed` vs `Connection reset by peer`;
-//!   0.953).
-//! * **A quantity and its unit are one value** (`0 bytes` vs `1625 bytes (1.58 KB)`; 0.934).
+//!   identifier or a punctuation-only token (states, error codes, `****`), over the text kept
+//!   around a masked value (`uid=<*>` vs `euid=<*>`, `[<*>]` vs `<*>`), or over two different
+//!   words in a row: after masking a value is one token, so a run of different words is
+//!   different text (`Link has been severed` vs `Connection reset by peer`).
 //! * **Dotted names do not key the tree.** A leading `com.apple.xpc.launchd:` or Java class name
 //!   varies as often as it names the statement, so it takes the wildcard branch and is compared
-//!   by similarity like any other token (0.967).
+//!   by similarity like any other token.
 //! * **Similarity counts constants only.** Drain counts every position, so short messages that
 //!   are mostly values look alike whatever their words (`[<*>] <*> ready` vs `[<*>] <*> stopped`
 //!   agree on two positions of three). Here the score is the share of the template's constant
-//!   tokens that the message repeats; values on both sides are no evidence either way. On
-//!   loghub-2k the rules above already catch such cases (0.973 either way); this one keeps them
-//!   apart in general.
+//!   tokens that the message repeats; values on both sides are no evidence either way.
 //!
-//! Together these let one configuration serve every log format instead of per-dataset tuning.
+//! The choices that could be tuned (threshold, depth, and the first two rules, which can be
+//! switched off in [`MinerConfig`]) are checked leave-one-dataset-out on loghub-2k by
+//! `tests/template_miner_accuracy.rs`: each is picked on eleven datasets and scored on the
+//! twelfth. The default is one configuration for every log format.
 //!
 //! # Cost and bounds
 //!
@@ -72,9 +70,9 @@ pub const WILDCARD: &str = "<*>";
 /// serialised object), and keeping it in a template would make the memory bound meaningless.
 const MAX_TOKEN_BYTES: usize = 256;
 
-/// The largest `max_tokens` accepted. A masked token is at most 515 bytes (a quantity and its
-/// unit, 256 bytes each, around `<*>`), so a masked message stays far below the `u32` offsets
-/// used for its tokens.
+/// The largest `max_tokens` accepted. A masked token is at most 259 bytes (256 bytes of the
+/// message and `<*>`), so a masked message stays far below the `u32` offsets used for its
+/// tokens.
 const MAX_TOKENS_LIMIT: usize = 4096;
 
 /// How the miner clusters and how much it may remember. `Default` is the one configuration used
@@ -82,9 +80,9 @@ const MAX_TOKENS_LIMIT: usize = 4096;
 #[derive(Debug, Clone, PartialEq)]
 pub struct MinerConfig {
     /// Share of a template's constant tokens that a message must repeat, at the same positions,
-    /// to join that template's cluster. Default 0.6: of two constants both must agree, of three
-    /// two. With masking doing most of the work the choice matters little: any value from 0.4 to
-    /// 0.75 moves the average grouping accuracy on loghub-2k by less than 0.005.
+    /// to join that template's cluster. Default 0.7: of two or three constants all must agree,
+    /// of four three. With masking doing most of the work the choice matters little: on
+    /// loghub-2k, 0.6 to 0.8 move the average grouping accuracy by less than 0.003.
     pub similarity_threshold: f64,
     /// Number of leading tokens used as keys in the prefix tree, after the token count. A
     /// message only meets clusters that share these tokens (values share a wildcard key), so
@@ -102,36 +100,30 @@ pub struct MinerConfig {
     /// Tokens per message that are compared; the rest of a longer message is one last token.
     /// Default 128, at most 4096.
     pub max_tokens: usize,
-    /// A number and a unit of one to three letters right after it (`5.2 KB`, `<1 sec`) are one
-    /// value, and a quantity restated in brackets (`1625 bytes (1.58 KB)`) is part of the one
-    /// before it. Default on.
-    pub quantities: bool,
     /// A template never generalises over an ALL-CAPS identifier or a punctuation-only token
-    /// (`UNASSIGNED`, `CBS_E_INVALID_PACKAGE`, `****`). Default on.
+    /// (`UNASSIGNED`, `CBS_E_INVALID_PACKAGE`, `****`): these name states and codes. Default on;
+    /// off, they are compared like any other word. A switch so that the rule can be evaluated.
     pub keep_keywords: bool,
-    /// A template never generalises over two different words in a row. Default on.
+    /// A template never generalises over two different words in a row. Default on; a switch so
+    /// that the rule can be evaluated.
     pub split_word_runs: bool,
     /// A dotted name (`com.apple.xpc.launchd:`, `org.apache.Foo`) takes the tree's wildcard
-    /// branch instead of keying it. Default on.
+    /// branch instead of keying it. Default on; a switch so that the rule can be evaluated.
     pub dotted_names_vary: bool,
-    /// Two or more letters and a last digit (`ee0`, `ssh2`) are a name, not a value. Default on.
-    pub names_with_digit: bool,
 }
 
 impl Default for MinerConfig {
     fn default() -> Self {
         MinerConfig {
-            similarity_threshold: 0.6,
+            similarity_threshold: 0.7,
             prefix_depth: 2,
             max_children: 128,
             max_leaf_clusters: 256,
             max_clusters: 20_000,
             max_tokens: 128,
-            quantities: true,
             keep_keywords: true,
             split_word_runs: true,
             dotted_names_vary: true,
-            names_with_digit: true,
         }
     }
 }
@@ -225,7 +217,7 @@ impl TemplateMiner {
     pub fn add(&mut self, message: &[u8]) -> TemplateMatch {
         self.tick += 1;
         let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.mask(message, &self.config);
+        scratch.mask(message, self.config.max_tokens);
         let found = self.find_leaf(&scratch.tokens);
         let result = match found.and_then(|leaf| self.best_match(leaf, &scratch.tokens)) {
             Some(slot) => self.absorb(slot, &scratch),
@@ -639,21 +631,6 @@ struct RawToken {
     mask: Option<(usize, usize)>,
     kind: Kind,
     dotted: bool,
-    /// A plain number (`0`, `1.58`, `00:01`, `<1`): may take a unit that follows.
-    numeric: bool,
-}
-
-impl RawToken {
-    /// A number that may take a unit: nothing after it (`11:` or `3,` ends a field) and no
-    /// leading zero (`00000008` is a counter or an id, not an amount).
-    fn is_bare_number(&self, message: &[u8]) -> bool {
-        let Some((prefix, 0)) = self.mask else {
-            return false;
-        };
-        let digits = &message[self.start + prefix..self.end];
-        let digits = digits.strip_prefix(b"<").unwrap_or(digits);
-        self.numeric && !(digits.len() > 1 && digits[0] == b'0' && digits[1].is_ascii_digit())
-    }
 }
 
 /// Per-message working memory, kept in the miner and reused.
@@ -667,33 +644,16 @@ struct Scratch {
 
 impl Scratch {
     /// Splits and masks `message` into `tokens` (see the module documentation).
-    fn mask(&mut self, message: &[u8], config: &MinerConfig) {
+    fn mask(&mut self, message: &[u8], max_tokens: usize) {
         self.text.clear();
         self.tokens.clear();
-        self.split(message, config);
+        self.split(message, max_tokens);
         let raw = std::mem::take(&mut self.raw);
         let mut i = 0;
         while i < raw.len() {
             let t = raw[i];
             let bytes = &message[t.start..t.end];
             let start = self.text.len();
-            if config.quantities
-                && t.is_bare_number(message)
-                && raw.get(i + 1).is_some_and(|u| is_unit_token(message, u))
-            {
-                // A quantity with its unit is one value: "5.2 KB" and "93.0 B" are the same
-                // field, as are "<1 sec" and "00:01".
-                let unit = &message[raw[i + 1].start..raw[i + 1].end];
-                let mut tail = &unit[unit.len() - trailing_punct(unit)..];
-                i += 2;
-                if let Some((skip, close)) = restatement(message, &raw[i..]) {
-                    tail = close;
-                    i += skip;
-                }
-                let prefix = t.mask.map_or(0, |(prefix, _)| prefix);
-                self.push_value(start, &bytes[..prefix], tail);
-                continue;
-            }
             i += 1;
             match t.mask {
                 Some((prefix, suffix)) => {
@@ -701,18 +661,6 @@ impl Scratch {
                 }
                 None => {
                     self.text.extend_from_slice(bytes);
-                    // "1625 bytes (1.58 KB)": the same quantity restated in other units, which
-                    // a message may or may not add, is not a token of its own.
-                    if config.quantities
-                        && t.kind == Kind::Word
-                        && i >= 2
-                        && raw[i - 2].is_bare_number(message)
-                        && trailing_punct(bytes) == 0
-                        && let Some((skip, close)) = restatement(message, &raw[i..])
-                    {
-                        self.text.extend_from_slice(close);
-                        i += skip;
-                    }
                     self.push_token(start, t.kind, t.dotted);
                 }
             }
@@ -753,8 +701,7 @@ impl Scratch {
 
     /// Splits on ASCII whitespace and classifies each token. Past `max_tokens - 1` tokens, the
     /// rest of the message is one token.
-    fn split(&mut self, message: &[u8], config: &MinerConfig) {
-        let max_tokens = config.max_tokens;
+    fn split(&mut self, message: &[u8], max_tokens: usize) {
         self.raw.clear();
         let n = message.len();
         let mut i = 0;
@@ -777,7 +724,7 @@ impl Scratch {
                 for &b in &message[start..end] {
                     classes |= CLASS[b as usize];
                 }
-                self.raw.push(classify(message, start, end, classes, config));
+                self.raw.push(classify(message, start, end, classes));
                 break;
             }
             while i < n {
@@ -788,7 +735,7 @@ impl Scratch {
                 classes |= class;
                 i += 1;
             }
-            self.raw.push(classify(message, start, i, classes, config));
+            self.raw.push(classify(message, start, i, classes));
         }
     }
 }
@@ -796,13 +743,7 @@ impl Scratch {
 /// Classifies the token `message[start..end]`, whose bytes have the classes `classes` together.
 /// Brackets and punctuation at its edges are not digits or letters, so for those the classes of
 /// the token are those of its core; for the others they are a superset, used only as hints.
-fn classify(
-    message: &[u8],
-    start: usize,
-    end: usize,
-    classes: u8,
-    config: &MinerConfig,
-) -> RawToken {
+fn classify(message: &[u8], start: usize, end: usize, classes: u8) -> RawToken {
     let tok = &message[start..end];
     let (l, r) = edges(tok);
     let core = &tok[l..r];
@@ -813,7 +754,6 @@ fn classify(
         mask: None,
         kind: Kind::Word,
         dotted: false,
-        numeric: false,
     };
     let value = |mut t: RawToken, prefix: usize| {
         t.mask = Some((prefix, suffix));
@@ -851,18 +791,7 @@ fn classify(
         return value(t, l + value_at);
     }
     if classes & DIGIT != 0 {
-        if config.names_with_digit && is_word_with_digit(core) {
-            // `ee0`, `alt0`, `ssh2`, `SOCKS5`: names of things, not values.
-            t.kind = if is_caps(core) {
-                Kind::Keyword
-            } else {
-                Kind::Word
-            };
-            return t;
-        }
-        t = value(t, l);
-        t.numeric = is_number(core);
-        return t;
+        return value(t, l);
     }
     if classes & PATHLIKE != 0
         && core.iter().any(|&b| CLASS[b as usize] & PATHLIKE != 0)
@@ -909,33 +838,6 @@ fn is_empty_pair(tok: &[u8]) -> bool {
     tok.get(1) == Some(&closer) && tok[2..].iter().all(|&b| CLASS[b as usize] & CLOSE != 0)
 }
 
-fn trailing_punct(tok: &[u8]) -> usize {
-    tok.len() - edges(tok).1
-}
-
-/// A unit right after a number: one to three letters (`ms`, `KB`, `B,`, `sec`, `MiB`), judged
-/// by its shape alone. Longer words after a number are mostly what is counted (`3 retries`), a
-/// constant of the statement.
-fn is_unit_token(message: &[u8], t: &RawToken) -> bool {
-    let (l, r) = edges(&message[t.start..t.end]);
-    t.mask.is_none() && l == 0 && (1..=unit_max()).contains(&(r - l))
-        && message[t.start..t.start + r].iter().all(u8::is_ascii_alphabetic)
-}
-
-/// `(1.58 KB)` at the start of `rest`: a quantity in brackets that restates the one before it.
-/// Returns how many tokens it spans and what follows its closing bracket (`,`).
-fn restatement<'m>(message: &'m [u8], rest: &[RawToken]) -> Option<(usize, &'m [u8])> {
-    let (n, u) = (rest.first()?, rest.get(1)?);
-    if !(n.numeric && message[n.start] == b'(') {
-        return None;
-    }
-    let unit = &message[u.start..u.end];
-    let close = memchr::memchr(b')', unit)?;
-    let letters = &unit[..close];
-    let is_unit = (1..=unit_max()).contains(&letters.len()) && letters.iter().all(u8::is_ascii_alphabetic);
-    is_unit.then(|| (2, &unit[close + 1..]))
-}
-
 /// `needle` occurs in `v`. Tokens are short: a plain scan beats setting up a substring searcher.
 fn contains(v: &[u8], needle: &[u8]) -> bool {
     v.windows(needle.len()).any(|w| w == needle)
@@ -943,10 +845,7 @@ fn contains(v: &[u8], needle: &[u8]) -> bool {
 
 /// A value: has a digit, or is a path, URL or e-mail address.
 fn looks_variable(v: &[u8]) -> bool {
-    v.iter().any(u8::is_ascii_digit)
-        || is_path(v)
-        || contains(v, b"://")
-        || is_email(v)
+    v.iter().any(u8::is_ascii_digit) || is_path(v) || contains(v, b"://") || is_email(v)
 }
 
 fn is_path(v: &[u8]) -> bool {
@@ -998,12 +897,6 @@ fn key_value_split(core: &[u8]) -> Option<usize> {
     valid.then_some(p + 1)
 }
 
-/// Two or more letters and one digit: `ee0`, `ssh2`.
-fn is_word_with_digit(v: &[u8]) -> bool {
-    let n = v.len();
-    n >= 3 && v[n - 1].is_ascii_digit() && v[..n - 1].iter().all(u8::is_ascii_alphabetic)
-}
-
 /// At least two letters, none lowercase; digits, `_` and `-` allowed.
 fn is_caps(v: &[u8]) -> bool {
     let mut letters = 0;
@@ -1015,17 +908,6 @@ fn is_caps(v: &[u8]) -> bool {
         }
     }
     letters >= 2
-}
-
-/// `12`, `-3`, `1.58`, `00:01`, `<1`, `1,024`.
-fn is_number(v: &[u8]) -> bool {
-    let v = match v.first() {
-        Some(b'-' | b'+' | b'<' | b'>' | b'~') => &v[1..],
-        _ => v,
-    };
-    v.first().is_some_and(u8::is_ascii_digit)
-        && v.iter()
-            .all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b':' | b','))
 }
 
 fn is_space(b: u8) -> bool {
@@ -1182,21 +1064,17 @@ mod tests {
             ),
             (
                 "reverse mapping checking getaddrinfo for ns.marryaldkfaczcz.com [173.234.31.186] failed - POSSIBLE BREAK-IN ATTEMPT!",
-                "reverse mapping checking getaddrinfo for <*> [<*>] failed - POSSIBLE BREAK-IN ATTEMPT!",
+                "reverse mapping checking getaddrinfo for ns.marryaldkfaczcz.com [<*>] failed - POSSIBLE BREAK-IN ATTEMPT!",
             ),
-            // A quantity with its unit is one value, whatever its spelling.
+            // Words are words, whatever they name (units, months): only shapes are values.
             (
-                "proxy.cse.cuhk.edu.hk:5070 close, 1190 bytes (1.16 KB) sent, 1671 bytes received, lifetime <1 sec",
-                "<*> close, <*> sent, <*> received, lifetime <*>",
+                "proxy.cse.cuhk.edu.hk:5070 close, 1190 bytes (1.16 KB) sent, lifetime <1 sec",
+                "<*> close, <*> bytes (<*> KB) sent, lifetime <*> sec",
             ),
-            (
-                "Reading broadcast variable 9 took 160 ms",
-                "Reading broadcast variable <*> took <*>",
-            ),
-            // A date in words and numbers, and empty brackets, are values.
+            // Empty brackets are a value.
             (
                 "connection from 222.33.90.199 () at Mon Jun 20 03:40:59 2005",
-                "connection from <*> (<*>) at <*>",
+                "connection from <*> (<*>) at Mon Jun <*>",
             ),
             // UUIDs, hex, IPv6, URLs, e-mail addresses, Windows paths, quoted tokens.
             (
@@ -1205,7 +1083,7 @@ mod tests {
             ),
             (
                 "MDNS: IPV6 Addr: 2607:f140:6000:8:c6b3:1ff:fecd:467f",
-                "MDNS: IPV6 Addr: <*>",
+                "MDNS: <*> Addr: <*>",
             ),
             (
                 "fetching https://example.com/api/v1/items?page=2 for bob@example.org",
@@ -1238,10 +1116,9 @@ mod tests {
                 "Fan speeds ( 3552 3534 3375 **** 3515 3479 )",
                 "Fan speeds ( <*> **** <*> )",
             ),
-            // Names with one digit are names, not values.
             (
                 "NIFF: node node-129 has detected an available network connection on network 10.128.0.0 via interface ee0",
-                "NIFF: node <*> has detected an available network connection on network <*> via interface ee0",
+                "NIFF: node <*> has detected an available network connection on network <*> via interface <*>",
             ),
         ];
         for (message, template) in cases {
@@ -1288,7 +1165,7 @@ mod tests {
         }
         assert_eq!(
             miner.template(seen[0]).as_deref(),
-            Some("Failed password for invalid user <*> from <*> port <*> ssh2")
+            Some("Failed password for invalid user <*> from <*> port <*>")
         );
     }
 
@@ -1447,4 +1324,3 @@ mod tests {
         assert!(miner.clusters.len() <= config.max_clusters + 1);
     }
 }
-fn unit_max() -> usize { std::env::var("UMAX").ok().and_then(|v| v.parse().ok()).unwrap_or(3) }
