@@ -921,7 +921,7 @@ const CLOSE: u8 = 8;
 const SPACE: u8 = 16;
 const EQUALS: u8 = 32;
 const COLON: u8 = 64;
-/// Bytes without which a word cannot be a path, URL, e-mail address or domain name.
+/// Bytes without which a word cannot be a path, URL or e-mail address.
 const PATHLIKE: u8 = 128;
 
 /// Byte classes, so that classifying a token is one table lookup per byte. Bytes from 0x80 up
@@ -1262,8 +1262,8 @@ mod tests {
             MinerConfig::default().max_tokens
         );
         // So a template holds at most `max_tokens` tokens, each at most 256 bytes of the
-        // message (two tokens for a quantity and its unit) and `<*>`.
-        let per_token = 2 * MAX_TOKEN_BYTES + WILDCARD.len();
+        // message and `<*>`.
+        let per_token = MAX_TOKEN_BYTES + WILDCARD.len();
         for cluster in miner.clusters.iter().flatten() {
             assert!(cluster.text.len() <= miner.config.max_tokens * per_token);
         }
