@@ -240,6 +240,33 @@ pub fn is_exception_header(line: &[u8]) -> bool {
         .any(|suffix| contains(name, suffix))
 }
 
+/// Where a trace header starts that ends `line` after a prefix no rule recognised (a logger's
+/// bare name, a word the stream has not yet taught): a Python traceback's first line, Mono's
+/// `Unhandled Exception:`, a Rust panic's `thread '…' panicked at …:`, Node's `/app/x.js:3`.
+/// Only headers that end their line, so each test is a look at its last bytes first.
+pub fn header_at_end(line: &[u8]) -> Option<usize> {
+    let suffix_at = |header: &[u8]| {
+        line.ends_with(header)
+            .then(|| line.len() - header.len())
+            .filter(|at| *at > 0 && line[at - 1] == b' ')
+    };
+    if line.ends_with(b"last):") {
+        return suffix_at(b"Traceback (most recent call last):");
+    }
+    if line.ends_with(b"Exception:") {
+        return suffix_at(b"Unhandled Exception:");
+    }
+    if line.ends_with(b":") {
+        let at = memchr::memmem::find(line, b" thread '")? + 1;
+        return contains_panicked(&line[at..]).then_some(at);
+    }
+    if line.last().is_some_and(u8::is_ascii_digit) {
+        let at = line.iter().rposition(|b| *b == b' ')? + 1;
+        return is_node_header(&line[at..]).then_some(at);
+    }
+    None
+}
+
 /// Whether a log line names an exception that `at` frames may follow: `TypeError: x`,
 /// `pkg.SomeException: x` or a bare `pkg.SomeError` at its end, `Exception in thread`,
 /// `Unhandled exception.`, anywhere after the line's prefix.
@@ -247,12 +274,14 @@ pub fn names_exception(line: &[u8]) -> bool {
     if contains(line, b"Exception in thread ") || contains(line, b"Unhandled exception.") {
         return true;
     }
-    [&b"Error"[..], b"Exception", b"Throwable"].iter().any(|word| {
-        memchr::memmem::find_iter(line, word).any(|at| {
-            let after = &line[at + word.len()..];
-            after.is_empty() || after.starts_with(b":") || after.starts_with(b" [")
+    [&b"Error"[..], b"Exception", b"Throwable"]
+        .iter()
+        .any(|word| {
+            memchr::memmem::find_iter(line, word).any(|at| {
+                let after = &line[at + word.len()..];
+                after.is_empty() || after.starts_with(b":") || after.starts_with(b" [")
+            })
         })
-    })
 }
 
 /// Node.js's `/app/index.js:3` (the first line of an uncaught exception).

@@ -297,7 +297,8 @@ impl LineAggregator {
         if blank {
             if self.pending.as_ref().is_some_and(|p| p.mode.is_trace()) || self.tentative.is_some()
             {
-                self.held_blanks.push((line.slice(repeated.unwrap_or(0)..), end_offset));
+                self.held_blanks
+                    .push((line.slice(repeated.unwrap_or(0)..), end_offset));
             }
             return;
         }
@@ -338,10 +339,17 @@ impl LineAggregator {
         // (the stream's learned one, or one known by shape): the trace a log call wrote after
         // its time and level.
         let (decision, text_start) = match auto::classify(&line, view) {
-            Decision::Start(Mode::Plain) if body.start > 0 => {
-                match auto::classify(&line[body.start..], view) {
-                    Decision::Start(Mode::Plain) => (Decision::Start(Mode::Plain), 0),
-                    decision => (decision, body.start),
+            Decision::Start(Mode::Plain) => {
+                let via_body = (body.start > 0)
+                    .then(|| (auto::classify(&line[body.start..], view), body.start));
+                match via_body {
+                    Some((decision, start)) if decision != Decision::Start(Mode::Plain) => {
+                        (decision, start)
+                    }
+                    // Last, a header that ends the line after a prefix no rule knows.
+                    _ => auto::header_at_end(&line)
+                        .map(|start| (auto::classify(&line[start..], view), start))
+                        .unwrap_or((Decision::Start(Mode::Plain), 0)),
                 }
             }
             decision => (decision, 0),

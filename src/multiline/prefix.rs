@@ -12,11 +12,11 @@
 //! is never mistaken for one.
 //!
 //! Before a stream has taught anything, and for lines that do not repeat its prefix, a
-//! structural rule applies: leading times, numbers, level words and bracketed groups (and a
-//! logger's `name:` or `name -` after a level) are a prefix by their shape alone.
+//! structural rule applies: leading times, numbers, level words, bracketed groups, `name:` and
+//! `name -` are a prefix by their shape alone.
 
 /// Tokens of a line looked at: prefixes longer than this are not recognised.
-const MAX_TOKENS: usize = 8;
+const MAX_TOKENS: usize = 12;
 /// Bytes of a line looked at for its prefix.
 const MAX_PREFIX_BYTES: usize = 256;
 /// Recent ordinary lines the prefix is learned from, and how many of them must agree.
@@ -40,7 +40,8 @@ const LEVEL: u32 = 2;
 const GROUP: u32 = 3;
 /// `-`, `|`, `--`, `:`, `>`.
 const SEPARATOR: u32 = 4;
-/// A word ending in a colon (`shop:`, a logger's name), whatever the word.
+/// A word ending in a colon (`shop:`) or a qualified name (`com.shop.Cart`): a program's or
+/// logger's name, whatever the name.
 const TAG: u32 = 5;
 /// Any other word, known by its value.
 const WORD: u32 = 6;
@@ -131,17 +132,30 @@ fn shape_of(token: &[u8]) -> Shape {
         if is_level(inner) {
             return LEVEL << KIND_SHIFT;
         }
-        if token.len() > 1 && matches!(token[token.len() - 1], b']' | b')' | b'>' | b'}' | b':' | b',')
+        if token.len() > 1
+            && matches!(
+                token[token.len() - 1],
+                b']' | b')' | b'>' | b'}' | b':' | b','
+            )
         {
             return GROUP << KIND_SHIFT;
         }
     }
     // `ERROR`, `INFO:`; but a lower-case `panic:` or `error:` opens a message (Go's panic).
     let colon = token.ends_with(b":");
-    if is_level(token.strip_suffix(b":").unwrap_or(token))
-        && !(colon && token[0].is_ascii_lowercase())
-    {
-        return LEVEL << KIND_SHIFT;
+    if is_level(token.strip_suffix(b":").unwrap_or(token)) {
+        if !(colon && token[0].is_ascii_lowercase()) {
+            return LEVEL << KIND_SHIFT;
+        }
+        let mut hash = Fnv::default();
+        for byte in token {
+            hash.write(*byte);
+        }
+        return (WORD << KIND_SHIFT) | (hash.0 & HASH_MASK);
+    }
+    if is_calendar_word(token) {
+        // `Nov 27 13:05:02`, `Thu Nov 27 …`: part of a time, whichever month or day.
+        return (VARIABLE << KIND_SHIFT) | 1;
     }
     if token.iter().any(u8::is_ascii_digit) {
         // Where the digits are, not which: `13:05:02,430` and `13:05:03,112` are one shape.
@@ -159,7 +173,9 @@ fn shape_of(token: &[u8]) -> Shape {
     if matches!(token, b"-" | b"|" | b"--" | b":" | b">" | b"::") {
         return SEPARATOR << KIND_SHIFT;
     }
-    if token.len() > 1 && token.ends_with(b":") && !token.contains(&b'"') {
+    if token.len() > 1 && token.ends_with(b":") && !token.contains(&b'"')
+        || is_qualified_name(token)
+    {
         return TAG << KIND_SHIFT;
     }
     let mut hash = Fnv::default();
@@ -167,6 +183,32 @@ fn shape_of(token: &[u8]) -> Shape {
         hash.write(*byte);
     }
     (WORD << KIND_SHIFT) | (hash.0 & HASH_MASK)
+}
+
+/// A logger's qualified name (`com.shop.Cart`, `app.db.pool`): words joined by dots.
+fn is_qualified_name(token: &[u8]) -> bool {
+    token.contains(&b'.')
+        && token.first().is_some_and(u8::is_ascii_alphabetic)
+        && token.last().is_some_and(u8::is_ascii_alphanumeric)
+        && !token.contains(&b'/')
+        && token.windows(2).all(|pair| pair != b"..")
+        && token
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'$'))
+}
+
+/// A month's or weekday's English abbreviation (`Nov`, `Thu,`), as times are written.
+fn is_calendar_word(token: &[u8]) -> bool {
+    const NAMES: [&[u8; 3]; 19] = [
+        b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
+        b"dec", b"mon", b"tue", b"wed", b"thu", b"fri", b"sat", b"sun",
+    ];
+    let word = token.strip_suffix(b",").unwrap_or(token);
+    word.len() == 3
+        && word[0].is_ascii_uppercase()
+        && NAMES
+            .iter()
+            .any(|name| word.eq_ignore_ascii_case(&name[..]))
 }
 
 fn is_level(word: &[u8]) -> bool {
@@ -217,13 +259,16 @@ pub struct PrefixLearner {
     lines: u32,
     learned: [Shape; MAX_TOKENS],
     learned_len: usize,
+    /// The recent lines go on past the learned prefix with tokens that differ: their messages
+    /// start there.
+    learned_closed: bool,
 }
 
 impl PrefixLearner {
     /// Learns from an ordinary line (one that starts an entry of its own).
     pub fn learn(&mut self, line: &[u8]) {
         self.lines = self.lines.saturating_add(1);
-        if self.lines > EAGER_LINES && self.lines % SAMPLE_EVERY != 0 {
+        if self.lines > EAGER_LINES && !self.lines.is_multiple_of(SAMPLE_EVERY) {
             return;
         }
         let tokens = Tokens::of(line, MAX_TOKENS);
@@ -246,15 +291,17 @@ impl PrefixLearner {
             *alive = self.ring_lens[slot] > 0;
         }
         self.learned_len = 0;
+        self.learned_closed = false;
         for position in 0..MAX_TOKENS {
             let at = |slot: usize| {
                 (alive[slot] && usize::from(self.ring_lens[slot]) > position)
                     .then(|| self.ring[slot][position])
             };
-            let majority = (0..RING).filter_map(at).find(|shape| {
-                (0..RING).filter(|slot| at(*slot) == Some(*shape)).count() >= AGREE
-            });
+            let majority = (0..RING)
+                .filter_map(at)
+                .find(|shape| (0..RING).filter(|slot| at(*slot) == Some(*shape)).count() >= AGREE);
             let Some(shape) = majority else {
+                self.learned_closed = (0..RING).filter_map(at).count() >= AGREE;
                 break;
             };
             for (slot, alive) in alive.iter_mut().enumerate() {
@@ -269,7 +316,7 @@ impl PrefixLearner {
 
     /// Where `line`'s text starts: after the stream's learned prefix if the line carries it,
     /// else after a prefix recognised by its shape, else at 0. The prefix never takes the
-    /// whole line, and never ends on a plain word (that is where a message starts).
+    /// whole line, and ends on a plain word only where the line leaves the stream's prefix.
     pub fn body(&self, line: &[u8]) -> Body {
         let tokens = Tokens::of(line, MAX_TOKENS);
         if tokens.len < 2 {
@@ -282,38 +329,64 @@ impl PrefixLearner {
         {
             matched += 1;
         }
-        while matched > 0 && kind(tokens.tokens[matched - 1].shape) == WORD {
-            matched -= 1;
+        // Where the line leaves the shared prefix for a token of its own, its text starts;
+        // a line that follows the recent lines to its end (a repeated message) keeps its words.
+        let diverged = (matched < self.learned_len && matched < usable)
+            || (matched == self.learned_len && self.learned_closed);
+        if !diverged {
+            while matched > 0 && kind(tokens.tokens[matched - 1].shape) == WORD {
+                matched -= 1;
+            }
         }
-        let taken = structural(&tokens, matched);
+        // Before enough lines agree: the tokens this line shares with a recent line up to
+        // where both go on differently (`app GET …`, then `app panic: …`).
+        let start = if matched > 0 {
+            matched
+        } else {
+            self.shared_with_recent(&tokens, usable)
+        };
+        let taken = structural(&tokens, start);
         if taken == 0 {
             return Body::NONE;
         }
         body_after(line, tokens.tokens[taken - 1].end, matched > 0)
     }
+
+    /// The longest run of leading tokens `tokens` shares with one of the recent lines, where
+    /// both lines go on past it with different tokens.
+    fn shared_with_recent(&self, tokens: &Tokens, usable: usize) -> usize {
+        (0..RING)
+            .map(|slot| {
+                let len = usize::from(self.ring_lens[slot]);
+                let recent = &self.ring[slot][..len];
+                let shared = tokens
+                    .shapes()
+                    .zip(recent)
+                    .take_while(|(shape, other)| shape == *other)
+                    .count();
+                if shared < len && shared <= usable {
+                    shared
+                } else {
+                    0
+                }
+            })
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// How many tokens are a prefix by shape alone, going on from `taken` (what the stream's
-/// learned prefix covered): times, numbers, level words and groups; after a level, a logger's
-/// `name:` or `name -`.
+/// learned prefix covered): times, numbers, level words, groups, `name:` and `name -`.
 fn structural(tokens: &Tokens, mut taken: usize) -> usize {
     let usable = tokens.len.saturating_sub(1);
-    let mut after_level = tokens.tokens[..taken]
-        .iter()
-        .any(|token| kind(token.shape) == LEVEL);
     while taken < usable {
         let shape = tokens.tokens[taken].shape;
         match kind(shape) {
-            VARIABLE | GROUP | SEPARATOR => taken += 1,
-            LEVEL => {
-                taken += 1;
-                after_level = true;
-            }
-            TAG if after_level => taken += 1,
-            WORD if after_level
-                && taken + 1 < usable
-                && kind(tokens.tokens[taken + 1].shape) == SEPARATOR =>
-            {
+            VARIABLE | GROUP | SEPARATOR | LEVEL => taken += 1,
+            // A logger's or program's `name:`, or `name -`: a body is only read for a trace's
+            // header, so taking a message's `Note:` costs nothing.
+            TAG => taken += 1,
+            WORD if taken + 1 < usable && kind(tokens.tokens[taken + 1].shape) == SEPARATOR => {
                 taken += 2;
             }
             _ => break,
@@ -361,10 +434,8 @@ impl LinePrefix {
     /// follows it: a blank line of the trace).
     pub fn body(&self, line: &[u8]) -> Option<usize> {
         let tokens = Tokens::of(line, self.len);
-        let same = tokens.len == self.len
-            && tokens
-                .shapes()
-                .eq(self.shapes[..self.len].iter().copied());
+        let same =
+            tokens.len == self.len && tokens.shapes().eq(self.shapes[..self.len].iter().copied());
         if !same {
             return None;
         }
@@ -423,8 +494,15 @@ mod tests {
                 "checkout failed",
             ),
             ("I1127 13:05:02.430 4242 main.go:12] started", "started"),
+            (
+                "2026-11-27T13:05:00.159Z ERROR panic: runtime error: index out of range",
+                "panic: runtime error: index out of range",
+            ),
             ("checkout failed for 3 items", "checkout failed for 3 items"),
-            ("  File \"/app/x.py\", line 3, in f", "  File \"/app/x.py\", line 3, in f"),
+            (
+                "  File \"/app/x.py\", line 3, in f",
+                "  File \"/app/x.py\", line 3, in f",
+            ),
             ("2026-11-27", "2026-11-27"),
         ] {
             assert_eq!(text_after(&learner, line), text, "{line}");
@@ -442,11 +520,17 @@ mod tests {
         let body = learner.body(b"Nov 27 13:05:03 web-1 shop[4242]:   File \"/app/x.py\", line 3");
         assert!(body.learned);
         assert_eq!(
-            text_after(&learner, "Nov 27 13:05:03 web-1 shop[4242]:   File \"/app/x.py\", line 3"),
+            text_after(
+                &learner,
+                "Nov 27 13:05:03 web-1 shop[4242]:   File \"/app/x.py\", line 3"
+            ),
             "  File \"/app/x.py\", line 3"
         );
         assert_eq!(
-            text_after(&learner, "Nov 27 13:05:03 web-1 shop[4242]: Traceback (most recent call last):"),
+            text_after(
+                &learner,
+                "Nov 27 13:05:03 web-1 shop[4242]: Traceback (most recent call last):"
+            ),
             "Traceback (most recent call last):"
         );
         // Another program on the host: the host is learned, the rest known by its shape.
@@ -483,7 +567,10 @@ mod tests {
             "2026-11-27 13:05:02 INFO  api: c",
         ]);
         assert_eq!(
-            text_after(&learner, "2026-11-27 13:05:03 ERROR worker: Traceback (most recent call last):"),
+            text_after(
+                &learner,
+                "2026-11-27 13:05:03 ERROR worker: Traceback (most recent call last):"
+            ),
             "Traceback (most recent call last):"
         );
     }
@@ -491,7 +578,15 @@ mod tests {
     #[test]
     fn any_bytes_are_safe() {
         let learner = taught(&["\u{0}\u{1}[[[ ((( <<<", "[", "]] :: -- |"]);
-        for line in [&b"["[..], b"[a", b"(x) ", b" ", b"", b"\xff\xfe 1 2", b"[] [] []"] {
+        for line in [
+            &b"["[..],
+            b"[a",
+            b"(x) ",
+            b" ",
+            b"",
+            b"\xff\xfe 1 2",
+            b"[] [] []",
+        ] {
             let body = learner.body(line);
             assert!(body.start <= line.len());
         }

@@ -178,8 +178,13 @@ pub fn analyse(trace: &str) -> Option<StackTrace> {
     if let Some(index) = lines.iter().position(|line| RUST_HEADER.is_match(line)) {
         return Some(rust(&lines[index..]));
     }
-    if RUBY_HEADER.is_match(lines.first()?) {
-        return Some(ruby(&lines));
+    // Ruby's error line, first or after the line of the log call that printed it.
+    if let Some(index) = lines
+        .iter()
+        .take(2)
+        .position(|line| RUBY_HEADER.is_match(line))
+    {
+        return Some(ruby(&lines[index..]));
     }
     let at_lines: Vec<&&str> = lines
         .iter()
@@ -249,7 +254,10 @@ fn python(lines: &[&str]) -> StackTrace {
     }
     // Every block's frames, the first printed (the root cause) first: where the chain began is
     // what a fix needs to see.
-    let frames = blocks.iter().flat_map(|(frames, _)| frames.clone()).collect();
+    let frames = blocks
+        .iter()
+        .flat_map(|(frames, _)| frames.clone())
+        .collect();
     let (_, raised) = blocks.pop().unwrap_or_default();
     // The blocks before the last: what was being handled when it was raised, the nearest
     // first (Python prints the root cause first).
@@ -433,9 +441,11 @@ fn dotnet(lines: &[&str]) -> StackTrace {
             line.strip_prefix("Unhandled exception. ").unwrap_or(line)
         })
         .find(|line| {
-            !line.trim().is_empty()
-                && !line.starts_with("Unhandled Exception:")
-                && !line.trim_start().starts_with("at ")
+            // `Some.Namespace.SomeException: message` (or the type alone).
+            let name = line.split_once(": ").map_or(*line, |(name, _)| name);
+            !name.is_empty()
+                && !name.contains(' ')
+                && (name.contains("Exception") || name.contains("Error"))
         })
         .unwrap_or_default();
     let mut raised = header.split(" ---> ").map(|part| {
@@ -573,7 +583,13 @@ fn go(lines: &[&str]) -> StackTrace {
     let text = panics.last().copied().unwrap_or(lines[0]);
     // The kind of panic without its values: `runtime error: index out of range [5] with
     // length 3` → `runtime error`; a plain message stays whole.
-    let kind = |text: &str| text.split([':', '[']).next().unwrap_or(text).trim().to_string();
+    let kind = |text: &str| {
+        text.split([':', '['])
+            .next()
+            .unwrap_or(text)
+            .trim()
+            .to_string()
+    };
     let causes = panics
         .iter()
         .rev()
