@@ -7,13 +7,17 @@
 //! list of formats, each stream learns its prefix from its own ordinary lines: a line is cut into
 //! tokens and each token reduced to its *shape* (a time or pid by where its digits are, a word by
 //! its value, a level word or a bracketed group by its kind); the prefix is the run of token
-//! shapes that most of the stream's recent lines share. A word is part of a prefix only when
-//! something prefix-like follows it (`web-1 shop[4242]:`), so a message that happens to repeat
-//! is never mistaken for one.
+//! shapes that most of the stream's recent lines share. It ends on a plain word only where the
+//! lines go on differently after it (`web-1 shop …` then `GET …` or `panic: …`), so a message
+//! that repeats word for word is never mistaken for one. Before enough lines agree, a line's
+//! prefix is what it shares with one recent line up to where the two differ.
 //!
-//! Before a stream has taught anything, and for lines that do not repeat its prefix, a
-//! structural rule applies: leading times, numbers, level words, bracketed groups, `name:` and
-//! `name -` are a prefix by their shape alone.
+//! After that, and for lines that do not repeat the stream's prefix, a structural rule
+//! applies: leading times (with month and weekday names), numbers, level words, bracketed
+//! groups, `name:`, `name -` and qualified logger names are a prefix by their shape alone.
+//!
+//! A body is only read to find a trace's header and to take a trace's own prefix off its
+//! continuation lines: an ordinary line is never changed by it.
 
 /// Tokens of a line looked at: prefixes longer than this are not recognised.
 const MAX_TOKENS: usize = 12;
@@ -318,9 +322,27 @@ impl PrefixLearner {
     /// else after a prefix recognised by its shape, else at 0. The prefix never takes the
     /// whole line, and ends on a plain word only where the line leaves the stream's prefix.
     pub fn body(&self, line: &[u8]) -> Body {
-        let tokens = Tokens::of(line, MAX_TOKENS);
+        // Most lines of a busy stream carry its learned prefix and their text right after it:
+        // the tokens up to just past the prefix settle them, without reading further.
+        let wanted = self.learned_len + 2;
+        if self.learned_len > 0 && wanted < MAX_TOKENS {
+            let tokens = Tokens::of(line, wanted);
+            if tokens.len < wanted {
+                return self.body_of(line, &tokens, true).unwrap_or(Body::NONE);
+            }
+            if let Some(body) = self.body_of(line, &tokens, false) {
+                return body;
+            }
+        }
+        self.body_of(line, &Tokens::of(line, MAX_TOKENS), true)
+            .unwrap_or(Body::NONE)
+    }
+
+    /// [`body`](Self::body) from the first tokens of `line`; `complete` says whether they are
+    /// all its tokens (up to `MAX_TOKENS`). `None`: more tokens are needed to tell.
+    fn body_of(&self, line: &[u8], tokens: &Tokens, complete: bool) -> Option<Body> {
         if tokens.len < 2 {
-            return Body::NONE;
+            return Some(Body::NONE);
         }
         let usable = tokens.len - 1;
         let mut matched = 0;
@@ -342,14 +364,19 @@ impl PrefixLearner {
         // where both go on differently (`app GET …`, then `app panic: …`).
         let start = if matched > 0 {
             matched
+        } else if complete {
+            self.shared_with_recent(tokens, usable)
         } else {
-            self.shared_with_recent(&tokens, usable)
+            return None;
         };
-        let taken = structural(&tokens, start);
-        if taken == 0 {
-            return Body::NONE;
+        let taken = structural(tokens, start);
+        if !complete && taken >= usable {
+            return None;
         }
-        body_after(line, tokens.tokens[taken - 1].end, matched > 0)
+        if taken == 0 {
+            return Some(Body::NONE);
+        }
+        Some(body_after(line, tokens.tokens[taken - 1].end, matched > 0))
     }
 
     /// The longest run of leading tokens `tokens` shares with one of the recent lines, where
@@ -572,6 +599,20 @@ mod tests {
                 "2026-11-27 13:05:03 ERROR worker: Traceback (most recent call last):"
             ),
             "Traceback (most recent call last):"
+        );
+    }
+
+    #[test]
+    fn a_line_leaving_what_it_shares_with_a_recent_line_starts_its_text_there() {
+        let learner = taught(&["app GET /api/cart/1 200 in 12 ms"]);
+        assert_eq!(
+            text_after(&learner, "app panic: runtime error: index out of range"),
+            "panic: runtime error: index out of range"
+        );
+        let learner = taught(&["com.shop.Cart started"]);
+        assert_eq!(
+            text_after(&learner, "com.shop.Cart panic: boom"),
+            "panic: boom"
         );
     }
 
