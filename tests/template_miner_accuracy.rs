@@ -140,17 +140,20 @@ fn grouping_accuracy_on_loghub_2k_in_sample_and_leave_one_dataset_out() {
         "shipped default ({}) picked by {picked_shipped} of {n} folds",
         describe(&shipped)
     );
+    // Measured 0.9737 in sample. A floor, so that a regression shows.
     assert!(
-        in_sample_avg >= 0.93,
-        "in-sample average GA {in_sample_avg:.4} < 0.93"
+        in_sample_avg >= 0.97,
+        "in-sample average GA {in_sample_avg:.4} < 0.97"
     );
-    // Measured 0.9222: short of the 0.93 asked for. Two datasets lose their rule when held out:
-    // Proxifier (its `close` line carries `1190 bytes (1.16 KB)` or `0 bytes`, of varying token
-    // count, which only a list of unit words would join) and Mac (dotted names, which only Mac
-    // rewards). A floor, so that a regression shows.
+    // Measured 0.9616, with the 0.93 of issue 16 as the bound. Proxifier is 1.0 held out since
+    // a quantity's restatement in brackets and a unit ending the message are part of the value
+    // (`1190 bytes (1.16 KB)`, `lifetime <1 sec` beside `lifetime 00:01`), shapes rather than a
+    // list of units. Mac still loses when held out (0.775 against 0.858): only Mac rewards
+    // sending dotted names down the tree's wildcard branch, so the other eleven switch that
+    // rule off.
     assert!(
-        held_out_avg >= 0.92,
-        "leave-one-dataset-out average GA {held_out_avg:.4} < 0.92"
+        held_out_avg >= 0.93,
+        "leave-one-dataset-out average GA {held_out_avg:.4} < 0.93"
     );
 }
 

@@ -16,7 +16,14 @@
 //!    UUIDs, IPv4/IPv6 with ports, ids, timestamps), paths, URLs, e-mail addresses, the value of
 //!    `key=value` and `key:value`, a quoted token, empty brackets. Brackets and punctuation
 //!    around a value are kept (`[<*>]`, `uid=<*>`) so the template still reads like the line,
-//!    and a run of values (`blk_1 blk_2 blk_3`) becomes one `<*>`. Only shapes are judged: no
+//!    and a run of values (`blk_1 blk_2 blk_3`) becomes one `<*>`. A value may be written in a
+//!    varying number of tokens, so two shapes around a quantity (a plain number) are part of it:
+//!    a bracketed value right after it, or after it and one word, restates it
+//!    (`1190 bytes (1.16 KB)`, `10.0.0.1 (host-10-0-0-1.example.net)`) and appears or not
+//!    depending on the value, so it is dropped; and a word of one to three letters that ends the
+//!    message after it is its unit (`lifetime <1 sec` beside `lifetime 00:01`). Inside a message
+//!    a short word after a number is kept: there it as often is text that tells statements apart
+//!    (`Total disk: 15 GB, used` beside `Total memory: 512 MB, used`). Only shapes are judged: no
 //!    list of words (units, month names, domains) is consulted, since any such list is a guess
 //!    at what some system writes.
 //! 2. **Clustering** in a fixed-depth prefix tree: the token count, then the first
@@ -654,6 +661,25 @@ impl Scratch {
             let t = raw[i];
             let bytes = &message[t.start..t.end];
             let start = self.text.len();
+            let after_quantity = |k: usize| i >= k && is_quantity(message, &raw[i - k]);
+            // A unit that ends the message joins the quantity before it: `lifetime <1 sec` and
+            // `lifetime 00:01` are one statement.
+            if i + 1 == raw.len() && is_unit(bytes) && after_quantity(1) {
+                break;
+            }
+            // A bracketed value right after a quantity, or after a quantity and its unit,
+            // restates it (`1190 bytes (1.16 KB)`, `10.0.0.1 (host-10-0-0-1.example.net)`): it
+            // is there or not depending on the value, so it is dropped; what follows its `)`
+            // stays with the token before it.
+            if bytes[0] == b'('
+                && matches!(t.mask, Some((1, _)))
+                && (after_quantity(1) || (after_quantity(2) && raw[i - 1].mask.is_none()))
+                && let Some((last, tail)) = group_end(message, &raw[i..])
+            {
+                self.extend_last(tail);
+                i += last + 1;
+                continue;
+            }
             i += 1;
             match t.mask {
                 Some((prefix, suffix)) => {
@@ -666,6 +692,22 @@ impl Scratch {
             }
         }
         self.raw = raw;
+    }
+
+    /// Appends `suffix` to the last token.
+    fn extend_last(&mut self, suffix: &[u8]) {
+        if suffix.is_empty() {
+            return;
+        }
+        self.text.extend_from_slice(suffix);
+        let end = self.text.len();
+        if let Some(last) = self.tokens.last_mut() {
+            last.end = end as u32;
+            last.hash = hash_bytes(&self.text[last.start as usize..end]);
+            if last.kind == Kind::Variable {
+                last.kind = Kind::Shaped;
+            }
+        }
     }
 
     /// Appends `prefix<*>suffix` as a value token.
@@ -897,6 +939,47 @@ fn key_value_split(core: &[u8]) -> Option<usize> {
     valid.then_some(p + 1)
 }
 
+/// A plain number, as a quantity is written: digits with `.`, `,` or `:` between them, maybe
+/// after a comparison or sign (`<1`, `-5`, `1.16`, `00:01`), with nothing kept around it.
+fn is_quantity(message: &[u8], t: &RawToken) -> bool {
+    if t.mask != Some((0, 0)) {
+        return false;
+    }
+    let mut v = &message[t.start..t.end];
+    while let [b'<' | b'>' | b'~' | b'+' | b'-' | b'=', rest @ ..] = v {
+        v = rest;
+    }
+    v.first().is_some_and(u8::is_ascii_digit)
+        && v.last().is_some_and(u8::is_ascii_digit)
+        && v.iter()
+            .all(|&b| b.is_ascii_digit() || b == b'.' || b == b',' || b == b':')
+}
+
+/// A unit by its shape: one to three letters (`s`, `ms`, `sec`, `KB`).
+fn is_unit(tok: &[u8]) -> bool {
+    (1..=3).contains(&tok.len()) && tok.iter().all(u8::is_ascii_alphabetic)
+}
+
+/// `raw[0]` opens a group with `(`: the index of the token that closes it with `)` (within
+/// four tokens) and the punctuation after that `)`.
+fn group_end<'a>(message: &'a [u8], raw: &[RawToken]) -> Option<(usize, &'a [u8])> {
+    for (k, t) in raw.iter().enumerate().take(4) {
+        let tok = &message[t.start..t.end];
+        let opens = tok.iter().filter(|&&b| b == b'(').count();
+        if let Some(p) = tok.iter().rposition(|&b| b == b')') {
+            let tail = &tok[p + 1..];
+            if opens <= 1 && tail.iter().all(|&b| CLASS[b as usize] & CLOSE != 0) {
+                return Some((k, tail));
+            }
+            return None;
+        }
+        if k > 0 && opens > 0 {
+            return None;
+        }
+    }
+    None
+}
+
 /// At least two letters, none lowercase; digits, `_` and `-` allowed.
 fn is_caps(v: &[u8]) -> bool {
     let mut letters = 0;
@@ -966,7 +1049,7 @@ static CLASS: [u8; 256] = {
 /// 64-bit hash of a token, eight bytes at a time. Tokens are compared by this hash alone: with
 /// 64 bits a collision among the tokens of one leaf is vanishingly unlikely, and comparing two
 /// `u64`s is what makes matching cheap.
-fn hash_bytes(b: &[u8]) -> u64 {
+pub(crate) fn hash_bytes(b: &[u8]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut h = (b.len() as u64).wrapping_mul(K);
     let mut chunks = b.chunks_exact(8);
@@ -1066,15 +1149,41 @@ mod tests {
                 "reverse mapping checking getaddrinfo for ns.marryaldkfaczcz.com [173.234.31.186] failed - POSSIBLE BREAK-IN ATTEMPT!",
                 "reverse mapping checking getaddrinfo for ns.marryaldkfaczcz.com [<*>] failed - POSSIBLE BREAK-IN ATTEMPT!",
             ),
-            // Words are words, whatever they name (units, months): only shapes are values.
+            // Words are words, whatever they name (units, months): only shapes are values. A
+            // bracketed value after a quantity restates it; a short word that ends the message
+            // after a quantity is its unit; inside the message a unit is kept.
             (
                 "proxy.cse.cuhk.edu.hk:5070 close, 1190 bytes (1.16 KB) sent, lifetime <1 sec",
-                "<*> close, <*> bytes (<*> KB) sent, lifetime <*> sec",
+                "<*> close, <*> bytes sent, lifetime <*>",
             ),
-            // Empty brackets are a value.
+            (
+                "proxy.cse.cuhk.edu.hk:5070 close, 2933 bytes (2.86 KB), lifetime 02:48",
+                "<*> close, <*> bytes, lifetime <*>",
+            ),
+            (
+                "Total memory: 64172 MB, used: 512.00 MB",
+                "Total memory: <*> MB, used: <*>",
+            ),
+            (
+                "CSI Store 4991456 (0x00000000004c29e0) initialized",
+                "CSI Store <*> initialized",
+            ),
+            // A bracketed group that is not a bare value, or not after a quantity, is kept.
+            (
+                "session opened for user 500 (uid=0)",
+                "session opened for user <*> (uid=<*>)",
+            ),
+            ("took 5 s then 7 ms more", "took <*> s then <*> ms more"),
+            // Empty brackets are a value; after a quantity (here an address), one that restates
+            // it, as its host name does when it has one.
+            ("connection to () at noon", "connection to (<*>) at noon"),
             (
                 "connection from 222.33.90.199 () at Mon Jun 20 03:40:59 2005",
-                "connection from <*> (<*>) at Mon Jun <*>",
+                "connection from <*> at Mon Jun <*>",
+            ),
+            (
+                "connection from 24.54.76.216 (24-54-76-216.bflony.adelphia.net) at Fri Jun 17 07:07:00 2005",
+                "connection from <*> at Fri Jun <*>",
             ),
             // UUIDs, hex, IPv6, URLs, e-mail addresses, Windows paths, quoted tokens.
             (
@@ -1128,7 +1237,7 @@ mod tests {
 
     #[test]
     fn one_statement_with_different_values_is_one_cluster() {
-        let groups: [&[&str]; 5] = [
+        let groups: [&[&str]; 6] = [
             &[
                 "Failed password for invalid user admin from 203.0.113.7 port 51234 ssh2",
                 "Failed password for invalid user oracle from 198.51.100.23 port 40022 ssh2",
@@ -1146,6 +1255,11 @@ mod tests {
             &[
                 "Established session 0x14ed93111f20027 with negotiated timeout 10000 for client /10.10.34.13:37177",
                 "Established session 0x24ede63a01b003b with negotiated timeout 30000 for client /10.10.34.19:33425",
+            ],
+            &[
+                "proxy.example.com:5070 close, 0 bytes sent, 0 bytes received, lifetime 00:01",
+                "proxy.example.com:5070 close, 1190 bytes (1.16 KB) sent, 403 bytes received, lifetime <1 sec",
+                "proxy.example.com:5070 close, 403 bytes sent, 11721005 bytes (11.1 MB) received, lifetime 02:48",
             ],
             &[
                 "com.apple.icloud.fmfd.heartbeat: scheduler_evaluate_activity told me to run this job; however, but the start time isn't for 439034 seconds.  Ignoring.",
