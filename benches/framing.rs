@@ -1,5 +1,6 @@
 //! Criterion benches for the per-line work every source and sink does: splitting a read buffer
-//! into lines, detecting a plain line's level, and encoding an entry as the JSON contract.
+//! into lines, detecting a plain line's level, joining stack traces (`multiline = "auto"`, the
+//! file source's default), and encoding an entry as the JSON contract.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tailfix::event::{LogEntry, encode_json};
 use tailfix::framing::LineFramer;
+use tailfix::multiline::{LineAggregator, MultilineConfig};
 use tailfix::parse::level::detect_level;
 use tailfix::time::Timestamp;
 
@@ -100,5 +102,49 @@ fn json_encoding(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, framing, level_detection, json_encoding);
+/// Ordinary lines through `multiline = "auto"`: each is classified (and its prefix read) and
+/// comes out as its own entry; a real Python trace every 1,000 lines is joined.
+fn multiline_auto(c: &mut Criterion) {
+    let input = sample_lines(20_000);
+    let trace = "2026-01-01T12:00:00.000Z ERROR [worker-1] shop.checkout - Traceback (most recent call last):\n  File \"/app/shop/cart.py\", line 12, in total\n    return sum(prices) / len(prices)\nZeroDivisionError: division by zero";
+    let mut lines: Vec<Bytes> = Vec::new();
+    for (i, line) in input
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        if i % 1000 == 999 {
+            lines.extend(
+                trace
+                    .split('\n')
+                    .map(|l| Bytes::copy_from_slice(l.as_bytes())),
+            );
+        }
+        lines.push(Bytes::copy_from_slice(line));
+    }
+    let mut group = c.benchmark_group("multiline");
+    group.throughput(Throughput::Elements(lines.len() as u64));
+    group.bench_function("auto_200b_lines", |b| {
+        b.iter(|| {
+            let mut aggregator = LineAggregator::new(MultilineConfig::auto());
+            let now = std::time::Instant::now();
+            let mut out = Vec::with_capacity(lines.len());
+            for (offset, line) in lines.iter().enumerate() {
+                aggregator.push(line.clone(), offset as u64, now, &mut out);
+            }
+            aggregator.flush(&mut out);
+            assert!(out.len() < lines.len());
+            black_box(out.len())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    framing,
+    level_detection,
+    multiline_auto,
+    json_encoding
+);
 criterion_main!(benches);

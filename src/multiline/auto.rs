@@ -9,6 +9,10 @@
 //! follow). Cheap byte tests come first: most log lines start with a digit or a letter and are
 //! settled after a few comparisons.
 
+use std::sync::LazyLock;
+
+use regex::bytes::Regex;
+
 use crate::event::Level;
 use crate::parse::level::detect_level;
 
@@ -238,6 +242,21 @@ pub fn is_exception_header(line: &[u8]) -> bool {
         ]
         .iter()
         .any(|suffix| contains(name, suffix))
+}
+
+/// Whether `line` may hold, after some prefix, what [`classify`] acts on: a trace header, an
+/// exception's name, an indented `at` frame. Most lines hold none of these words, and one
+/// pass of a literal search over the line settles them without reading their prefix.
+pub fn may_hold_trace_text(line: &[u8]) -> bool {
+    static WORDS: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(concat!(
+            r"Traceback \(|panic|fatal error: |thread '|Exception|Error|Throwable|Failure|Fault",
+            r"|Unhandled|  at |\tat |\.rb:"
+        ))
+        .expect("a valid built-in regex")
+    });
+    // Node's `/app/x.js:3` header ends the line with a digit.
+    line.last().is_some_and(u8::is_ascii_digit) || WORDS.is_match(line)
 }
 
 /// Where a trace header starts that ends `line` after a prefix no rule recognised (a logger's

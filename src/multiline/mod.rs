@@ -312,10 +312,17 @@ impl LineAggregator {
                 return;
             }
         }
-        let body = self.prefix.body(&line);
+        // The line's text after its prefix, read only if it may hold a trace's words: the
+        // prefix is the costly part of a busy stream's ordinary line.
+        let body = if auto::may_hold_trace_text(&line)
+            || self.pending.as_ref().is_some_and(|p| p.mode.is_trace())
+        {
+            self.prefix.body(&line)
+        } else {
+            0
+        };
         if let Some((header, header_end)) = self.tentative.take() {
-            let frame = auto::is_at_frame(&line)
-                || (body.start > 0 && auto::is_at_frame(&line[body.start..]));
+            let frame = auto::is_at_frame(&line) || (body > 0 && auto::is_at_frame(&line[body..]));
             if frame
                 && let Some(pending) = self.pending.as_mut()
                 && pending.has_room_for(&header)
@@ -323,7 +330,7 @@ impl LineAggregator {
                 let text = if auto::is_at_frame(&line) {
                     line
                 } else {
-                    line.slice(body.start..)
+                    line.slice(body..)
                 };
                 pending.append(&header, header_end, now);
                 pending.append(&text, end_offset, now);
@@ -340,8 +347,7 @@ impl LineAggregator {
         // its time and level.
         let (decision, text_start) = match auto::classify(&line, view) {
             Decision::Start(Mode::Plain) => {
-                let via_body = (body.start > 0)
-                    .then(|| (auto::classify(&line[body.start..], view), body.start));
+                let via_body = (body > 0).then(|| (auto::classify(&line[body..], view), body));
                 match via_body {
                     Some((decision, start)) if decision != Decision::Start(Mode::Plain) => {
                         (decision, start)

@@ -19,10 +19,14 @@
 //! A body is only read to find a trace's header and to take a trace's own prefix off its
 //! continuation lines: an ordinary line is never changed by it.
 
+use crate::fingerprint::template::hash_bytes;
+
 /// Tokens of a line looked at: prefixes longer than this are not recognised.
 const MAX_TOKENS: usize = 12;
 /// Bytes of a line looked at for its prefix.
 const MAX_PREFIX_BYTES: usize = 256;
+/// Bytes of a token's digit skeleton that tell shapes apart.
+const MAX_SKELETON: usize = 64;
 /// Recent ordinary lines the prefix is learned from, and how many of them must agree.
 const RING: usize = 4;
 const AGREE: usize = 3;
@@ -151,11 +155,7 @@ fn shape_of(token: &[u8]) -> Shape {
         if !(colon && token[0].is_ascii_lowercase()) {
             return LEVEL << KIND_SHIFT;
         }
-        let mut hash = Fnv::default();
-        for byte in token {
-            hash.write(*byte);
-        }
-        return (WORD << KIND_SHIFT) | (hash.0 & HASH_MASK);
+        return word(token);
     }
     if is_calendar_word(token) {
         // `Nov 27 13:05:02`, `Thu Nov 27 …`: part of a time, whichever month or day.
@@ -163,16 +163,18 @@ fn shape_of(token: &[u8]) -> Shape {
     }
     if token.iter().any(u8::is_ascii_digit) {
         // Where the digits are, not which: `13:05:02,430` and `13:05:03,112` are one shape.
-        let mut hash = Fnv::default();
+        let mut skeleton = [0u8; MAX_SKELETON];
+        let mut len = 0;
         let mut in_digits = false;
         for byte in token {
             let digit = byte.is_ascii_digit();
-            if !(digit && in_digits) {
-                hash.write(if digit { b'0' } else { *byte });
+            if !(digit && in_digits) && len < MAX_SKELETON {
+                skeleton[len] = if digit { b'0' } else { *byte };
+                len += 1;
             }
             in_digits = digit;
         }
-        return (VARIABLE << KIND_SHIFT) | (hash.0 & HASH_MASK);
+        return (VARIABLE << KIND_SHIFT) | (hash_bytes(&skeleton[..len]) as u32 & HASH_MASK);
     }
     if matches!(token, b"-" | b"|" | b"--" | b":" | b">" | b"::") {
         return SEPARATOR << KIND_SHIFT;
@@ -182,11 +184,12 @@ fn shape_of(token: &[u8]) -> Shape {
     {
         return TAG << KIND_SHIFT;
     }
-    let mut hash = Fnv::default();
-    for byte in token {
-        hash.write(*byte);
-    }
-    (WORD << KIND_SHIFT) | (hash.0 & HASH_MASK)
+    word(token)
+}
+
+/// Any other word, by its value.
+fn word(token: &[u8]) -> Shape {
+    (WORD << KIND_SHIFT) | (hash_bytes(token) as u32 & HASH_MASK)
 }
 
 /// A logger's qualified name (`com.shop.Cart`, `app.db.pool`): words joined by dots.
@@ -220,38 +223,6 @@ fn is_level(word: &[u8]) -> bool {
     (3..=9).contains(&word.len())
         && word.iter().all(u8::is_ascii_alphabetic)
         && crate::event::Level::from_name(word).is_some()
-}
-
-/// FNV-1a, 32 bits: enough to tell prefix words apart, and no allocation.
-struct Fnv(u32);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0x811c_9dc5)
-    }
-}
-
-impl Fnv {
-    fn write(&mut self, byte: u8) {
-        self.0 = (self.0 ^ u32::from(byte)).wrapping_mul(0x0100_0193);
-    }
-}
-
-/// Where a line's text starts after its prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Body {
-    /// The byte where the text starts (0: no prefix).
-    pub start: usize,
-    /// Whether the prefix is the one the stream's ordinary lines carry (so a trace line that
-    /// repeats it is read without it), rather than one recognised by shape alone.
-    pub learned: bool,
-}
-
-impl Body {
-    const NONE: Body = Body {
-        start: 0,
-        learned: false,
-    };
 }
 
 /// The prefix of one stream, learned from its ordinary lines.
@@ -321,28 +292,28 @@ impl PrefixLearner {
     /// Where `line`'s text starts: after the stream's learned prefix if the line carries it,
     /// else after a prefix recognised by its shape, else at 0. The prefix never takes the
     /// whole line, and ends on a plain word only where the line leaves the stream's prefix.
-    pub fn body(&self, line: &[u8]) -> Body {
+    pub fn body(&self, line: &[u8]) -> usize {
         // Most lines of a busy stream carry its learned prefix and their text right after it:
         // the tokens up to just past the prefix settle them, without reading further.
         let wanted = self.learned_len + 2;
         if self.learned_len > 0 && wanted < MAX_TOKENS {
             let tokens = Tokens::of(line, wanted);
             if tokens.len < wanted {
-                return self.body_of(line, &tokens, true).unwrap_or(Body::NONE);
+                return self.body_of(line, &tokens, true).unwrap_or(0);
             }
             if let Some(body) = self.body_of(line, &tokens, false) {
                 return body;
             }
         }
         self.body_of(line, &Tokens::of(line, MAX_TOKENS), true)
-            .unwrap_or(Body::NONE)
+            .unwrap_or(0)
     }
 
     /// [`body`](Self::body) from the first tokens of `line`; `complete` says whether they are
     /// all its tokens (up to `MAX_TOKENS`). `None`: more tokens are needed to tell.
-    fn body_of(&self, line: &[u8], tokens: &Tokens, complete: bool) -> Option<Body> {
+    fn body_of(&self, line: &[u8], tokens: &Tokens, complete: bool) -> Option<usize> {
         if tokens.len < 2 {
-            return Some(Body::NONE);
+            return Some(0);
         }
         let usable = tokens.len - 1;
         let mut matched = 0;
@@ -374,9 +345,9 @@ impl PrefixLearner {
             return None;
         }
         if taken == 0 {
-            return Some(Body::NONE);
+            return Some(0);
         }
-        Some(body_after(line, tokens.tokens[taken - 1].end, matched > 0))
+        Some(body_after(line, tokens.tokens[taken - 1].end))
     }
 
     /// The longest run of leading tokens `tokens` shares with one of the recent lines, where
@@ -422,18 +393,15 @@ fn structural(tokens: &Tokens, mut taken: usize) -> usize {
     taken
 }
 
-/// The body after a prefix ending at `end`: one blank separates them, and the rest (a trace
-/// line's own indentation) is the text's.
-fn body_after(line: &[u8], end: usize, learned: bool) -> Body {
+/// Where the text starts after a prefix ending at `end`: one blank separates them, and the
+/// rest (a trace line's own indentation) is the text's. 0 if nothing follows.
+fn body_after(line: &[u8], end: usize) -> usize {
     let start = if matches!(line.get(end), Some(b' ' | b'\t')) {
         end + 1
     } else {
         end
     };
-    if start >= line.len() {
-        return Body::NONE;
-    }
-    Body { start, learned }
+    if start >= line.len() { 0 } else { start }
 }
 
 /// The prefix a trace's first line carried, by shape: the trace's own lines may repeat it
@@ -453,7 +421,9 @@ impl LinePrefix {
             .take_while(|token| token.end <= body_start)
             .count();
         let mut shapes = [0; MAX_TOKENS];
-        shapes[..len].copy_from_slice(&tokens.shapes().take(len).collect::<Vec<_>>());
+        for (place, shape) in shapes.iter_mut().zip(tokens.shapes().take(len)) {
+            *place = shape;
+        }
         (len > 0).then_some(LinePrefix { shapes, len })
     }
 
@@ -467,20 +437,11 @@ impl LinePrefix {
             return None;
         }
         let end = tokens.tokens[self.len - 1].end;
-        Some(if matches!(line.get(end), Some(b' ' | b'\t')) {
-            end + 1
-        } else {
-            end
+        // Nothing after the prefix: a blank line of the trace.
+        Some(match body_after(line, end) {
+            0 => line.len(),
+            start => start,
         })
-    }
-}
-
-/// A prefix recognised by shape alone, for a line of a stream that has not taught one.
-pub fn structural_body(line: &[u8]) -> Body {
-    let tokens = Tokens::of(line, MAX_TOKENS);
-    match structural(&tokens, 0) {
-        0 => Body::NONE,
-        taken => body_after(line, tokens.tokens[taken - 1].end, false),
     }
 }
 
@@ -489,7 +450,7 @@ mod tests {
     use super::*;
 
     fn text_after<'a>(learner: &PrefixLearner, line: &'a str) -> &'a str {
-        &line[learner.body(line.as_bytes()).start..]
+        &line[learner.body(line.as_bytes())..]
     }
 
     fn taught(lines: &[&str]) -> PrefixLearner {
@@ -544,8 +505,6 @@ mod tests {
             "Nov 27 13:05:02 web-1 shop[4242]: connected to db",
             "Nov 27 13:05:02 web-1 shop[4243]: worker ready",
         ]);
-        let body = learner.body(b"Nov 27 13:05:03 web-1 shop[4242]:   File \"/app/x.py\", line 3");
-        assert!(body.learned);
         assert_eq!(
             text_after(
                 &learner,
@@ -628,8 +587,7 @@ mod tests {
             b"\xff\xfe 1 2",
             b"[] [] []",
         ] {
-            let body = learner.body(line);
-            assert!(body.start <= line.len());
+            assert!(learner.body(line) <= line.len());
         }
     }
 }
