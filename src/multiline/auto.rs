@@ -244,14 +244,15 @@ pub fn is_exception_header(line: &[u8]) -> bool {
         .any(|suffix| contains(name, suffix))
 }
 
-/// Whether `line` may hold, after some prefix, what [`classify`] acts on: a trace header, an
-/// exception's name, an indented `at` frame. Most lines hold none of these words, and one
-/// pass of a literal search over the line settles them without reading their prefix.
+/// Whether `line` may hold, after some prefix, a trace's header or an exception's name: what
+/// [`classify`] acts on when nothing is pending but a log line (the frames that may follow
+/// such a line are the caller's to expect). Most lines hold none of these words, and one pass
+/// of a literal search over the line settles them without reading their prefix.
 pub fn may_hold_trace_text(line: &[u8]) -> bool {
     static WORDS: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(concat!(
             r"Traceback \(|panic|fatal error: |thread '|Exception|Error|Throwable|Failure|Fault",
-            r"|Unhandled|  at |\tat |\.rb:"
+            r"|Unhandled|\.rb:"
         ))
         .expect("a valid built-in regex")
     });

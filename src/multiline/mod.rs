@@ -140,7 +140,7 @@ struct Pending {
     /// The prefix the trace's lines carry (its first line's, or the first continuation's that
     /// had one), and whether its continuation lines repeat it: once one is seen bare, a
     /// prefixed line is a new record, not part of the trace.
-    prefix: Option<LinePrefix>,
+    prefix: Option<Box<LinePrefix>>,
     repeats: Option<bool>,
 }
 
@@ -217,6 +217,8 @@ pub struct LineAggregator {
     event_time: Option<Timestamp>,
     /// `auto`: the prefix this stream puts before its lines.
     prefix: PrefixLearner,
+    /// `auto`: the last line may have named an exception, so frames after a prefix may follow.
+    frames_may_follow: bool,
 }
 
 impl LineAggregator {
@@ -228,6 +230,7 @@ impl LineAggregator {
             tentative: None,
             event_time: None,
             prefix: PrefixLearner::default(),
+            frames_may_follow: false,
         }
     }
 
@@ -314,13 +317,17 @@ impl LineAggregator {
         }
         // The line's text after its prefix, read only if it may hold a trace's words: the
         // prefix is the costly part of a busy stream's ordinary line.
-        let body = if auto::may_hold_trace_text(&line)
+        let may_hold = auto::may_hold_trace_text(&line);
+        let body = if may_hold
+            || self.frames_may_follow
+            || self.tentative.is_some()
             || self.pending.as_ref().is_some_and(|p| p.mode.is_trace())
         {
             self.prefix.body(&line)
         } else {
             0
         };
+        self.frames_may_follow = may_hold;
         if let Some((header, header_end)) = self.tentative.take() {
             let frame = auto::is_at_frame(&line) || (body > 0 && auto::is_at_frame(&line[body..]));
             if frame
@@ -361,7 +368,7 @@ impl LineAggregator {
             decision => (decision, 0),
         };
         let prefix = (text_start > 0)
-            .then(|| LinePrefix::of(&line, text_start))
+            .then(|| LinePrefix::of(&line, text_start).map(Box::new))
             .flatten();
         match decision {
             Decision::Continue(mode) => {
