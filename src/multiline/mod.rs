@@ -694,6 +694,45 @@ mod tests {
     }
 
     #[test]
+    fn frames_with_no_exception_are_ordinary_lines_flagged_as_fragments() {
+        let out = aggregate(
+            MultilineConfig::auto(),
+            "2026-01-01 INFO server started\n    at f (/app/x.js:1:2)\n    at g (/app/y.js:3:4)\n2026-01-01 ERROR reserve failed: Error: no pear\n    at h (/app/z.js:5:6)\n",
+        );
+        let shown: Vec<(&str, bool)> = out.iter().map(|j| (text(j), j.fragment)).collect();
+        assert_eq!(
+            shown,
+            vec![
+                ("2026-01-01 INFO server started", false),
+                ("    at f (/app/x.js:1:2)", true),
+                ("    at g (/app/y.js:3:4)", true),
+                (
+                    "2026-01-01 ERROR reserve failed: Error: no pear\n    at h (/app/z.js:5:6)",
+                    false
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_trace_after_a_prefix_is_one_entry_read_without_the_prefix_its_lines_repeat() {
+        let out = aggregate(
+            MultilineConfig::auto(),
+            "[w1] 12:00:01 starting\n[w1] 12:00:02 Traceback (most recent call last):\n[w1] 12:00:02   File \"/app/x.py\", line 3, in f\n[w1] 12:00:02 \n[w1] 12:00:02 KeyError: 'k'\n[w1] 12:00:03 next\n",
+        );
+        let shown: Vec<&str> = out.iter().map(text).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "[w1] 12:00:01 starting",
+                "[w1] 12:00:02 Traceback (most recent call last):\n  File \"/app/x.py\", line 3, in f\n\nKeyError: 'k'",
+                "[w1] 12:00:03 next",
+            ]
+        );
+        assert_eq!(out[1].message_start, "[w1] 12:00:02 ".len());
+    }
+
+    #[test]
     fn a_dotnet_trace_is_one_entry() {
         let out = aggregate(
             MultilineConfig::auto(),
