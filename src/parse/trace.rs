@@ -217,6 +217,39 @@ pub fn analyse(trace: &str) -> Option<StackTrace> {
 /// An exception line: its type and message.
 type Raised = (String, Option<String>);
 
+/// One exception of a chain (its type and message, if its line was read) and the frames it
+/// was raised through, innermost first.
+type Block = (Option<Raised>, Vec<Frame>);
+
+/// A trace from the blocks of an exception chain, the raised exception's first, then its
+/// causes, the nearest first: `frames` holds every block's frames with the root cause's first
+/// (where the chain began is what a fix needs to see), and each cause keeps its own.
+fn chained(language: Language, blocks: Vec<Block>) -> StackTrace {
+    let frames = blocks
+        .iter()
+        .rev()
+        .flat_map(|(_, frames)| frames.clone())
+        .collect();
+    let mut blocks = blocks.into_iter();
+    let (raised, _) = blocks.next().unwrap_or_default();
+    let causes = blocks
+        .filter_map(|(raised, frames)| {
+            raised.map(|(name, message)| StackTrace {
+                frames,
+                ..cause(language, name, message)
+            })
+        })
+        .collect();
+    let (exception, message) = raised.map_or((None, None), |(name, message)| (Some(name), message));
+    StackTrace {
+        language: Some(language),
+        exception,
+        message,
+        frames,
+        causes,
+    }
+}
+
 fn python(lines: &[&str]) -> StackTrace {
     // Each traceback block: frames, then its exception line. The last block is what was raised.
     let mut blocks: Vec<(Vec<Frame>, Option<Raised>)> = Vec::new();
@@ -252,33 +285,13 @@ fn python(lines: &[&str]) -> StackTrace {
     for (frames, _) in &mut blocks {
         frames.reverse();
     }
-    // Every block's frames, the first printed (the root cause) first: where the chain began is
-    // what a fix needs to see.
-    let frames = blocks
-        .iter()
-        .flat_map(|(frames, _)| frames.clone())
-        .collect();
-    let (_, raised) = blocks.pop().unwrap_or_default();
-    // The blocks before the last: what was being handled when it was raised, the nearest
-    // first (Python prints the root cause first).
-    let causes = blocks
+    // Python prints the root cause first and what was raised last.
+    let blocks = blocks
         .into_iter()
         .rev()
-        .filter_map(|(frames, raised)| {
-            raised.map(|(name, message)| StackTrace {
-                frames,
-                ..cause(Language::Python, name, message)
-            })
-        })
+        .map(|(frames, raised)| (raised, frames))
         .collect();
-    let (exception, message) = raised.map_or((None, None), |(name, message)| (Some(name), message));
-    StackTrace {
-        language: Some(Language::Python),
-        exception,
-        message,
-        frames,
-        causes,
-    }
+    chained(Language::Python, blocks)
 }
 
 /// A chained exception: its type and message (its frames, where the trace prints them, are
@@ -503,7 +516,7 @@ fn dotnet(lines: &[&str]) -> StackTrace {
 
 fn node(lines: &[&str]) -> StackTrace {
     // One block per exception: the thrown one, then each `[cause]:` (nearest first).
-    let mut blocks: Vec<(Option<Raised>, Vec<Frame>)> = vec![(None, Vec::new())];
+    let mut blocks: Vec<Block> = vec![(None, Vec::new())];
     for line in lines {
         let trimmed = line.trim_start();
         if let Some(cause) = trimmed.strip_prefix("[cause]: ") {
@@ -541,30 +554,7 @@ fn node(lines: &[&str]) -> StackTrace {
             ));
         }
     }
-    // Every block's frames, the root cause's first.
-    let frames = blocks
-        .iter()
-        .rev()
-        .flat_map(|(_, frames)| frames.clone())
-        .collect();
-    let mut blocks = blocks.into_iter();
-    let (raised, _) = blocks.next().unwrap_or_default();
-    let causes = blocks
-        .filter_map(|(raised, frames)| {
-            raised.map(|(name, message)| StackTrace {
-                frames,
-                ..cause(Language::Node, name, message)
-            })
-        })
-        .collect();
-    let (exception, message) = raised.map_or((None, None), |(name, message)| (Some(name), message));
-    StackTrace {
-        language: Some(Language::Node),
-        exception,
-        causes,
-        message,
-        frames,
-    }
+    chained(Language::Node, blocks)
 }
 
 fn go(lines: &[&str]) -> StackTrace {
@@ -704,7 +694,7 @@ fn rust_in_app(function: Option<&str>, file: &str) -> bool {
 fn ruby(lines: &[&str]) -> StackTrace {
     // One block per exception: its header line (`file:7:in 'm': message (Type)`, the frame it
     // was raised in), then its `from` frames. Ruby prints the raised exception, then its cause.
-    let mut blocks: Vec<(Raised, Vec<Frame>)> = Vec::new();
+    let mut blocks: Vec<Block> = Vec::new();
     let frame = |file: &str, line: &str, function: &str| Frame {
         in_app: ruby_in_app(file),
         line: line.parse().ok(),
@@ -715,7 +705,7 @@ fn ruby(lines: &[&str]) -> StackTrace {
     for line in lines {
         if let Some(captures) = RUBY_HEADER.captures(line) {
             blocks.push((
-                (captures[5].to_string(), Some(captures[4].to_string())),
+                Some((captures[5].to_string(), Some(captures[4].to_string()))),
                 vec![frame(&captures[1], &captures[2], &captures[3])],
             ));
         } else if let Some(captures) = RUBY_FRAME.captures(line)
@@ -724,29 +714,7 @@ fn ruby(lines: &[&str]) -> StackTrace {
             frames.push(frame(&captures[1], &captures[2], &captures[3]));
         }
     }
-    // Every block's frames, the root cause's first.
-    let frames = blocks
-        .iter()
-        .rev()
-        .flat_map(|(_, frames)| frames.clone())
-        .collect();
-    let mut blocks = blocks.into_iter();
-    let (exception, message) = blocks
-        .next()
-        .map_or((None, None), |((name, message), _)| (Some(name), message));
-    let causes = blocks
-        .map(|((name, message), frames)| StackTrace {
-            frames,
-            ..cause(Language::Ruby, name, message)
-        })
-        .collect();
-    StackTrace {
-        language: Some(Language::Ruby),
-        exception,
-        causes,
-        message,
-        frames,
-    }
+    chained(Language::Ruby, blocks)
 }
 
 fn ruby_in_app(file: &str) -> bool {
