@@ -46,7 +46,8 @@ pub fn entry_from_joined(
     node_id: &Arc<str>,
     read_at: Timestamp,
 ) -> LogEntry {
-    let first_line_len = joined.first_line.len();
+    // The trace as its parser reads it (without its lines' prefixes), if lines were joined.
+    let read = (joined.lines > 1).then(|| joined.trace_text());
     let mut entry = decode(
         format,
         joined.first_line,
@@ -54,17 +55,11 @@ pub fn entry_from_joined(
         node_id.clone(),
         read_at,
     );
-    if joined.lines > 1 {
+    if let Some(read) = read {
+        // `error_trace` is the trace as written (DESIGN §5).
         entry.raw = joined.text.clone();
-        // A trace found after its line's prefix starts there: the prefix is the log call's,
-        // not the trace's (`raw` keeps it).
-        let start = if joined.message_start < first_line_len {
-            joined.message_start
-        } else {
-            0
-        };
-        entry.error_trace = Some(joined.text.slice(start..));
-        trace::annotate(&mut entry);
+        entry.error_trace = Some(joined.text);
+        trace::annotate_read(&mut entry, &read);
     }
     entry
 }

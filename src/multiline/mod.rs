@@ -106,6 +106,9 @@ pub struct Joined {
     /// Where the text of the first line starts after its stream's prefix, when a trace was
     /// found there (`…ERROR Traceback (most recent call last):`); 0 otherwise.
     pub message_start: usize,
+    /// The trace as its parser reads it, where that differs from `text` beyond the first
+    /// line's prefix: continuation lines that repeat the prefix, without it.
+    pub read: Option<Bytes>,
     /// Frames that arrived with no trace to join (none pending, or its header was not an
     /// exception): passed on as ordinary lines, counted by the source.
     pub fragment: bool,
@@ -121,8 +124,21 @@ impl Joined {
             event_time,
             stream: None,
             message_start: 0,
+            read: None,
             fragment: false,
         }
+    }
+
+    /// The trace as its parser reads it: without the prefixes of its lines.
+    pub fn trace_text(&self) -> Bytes {
+        self.read.clone().unwrap_or_else(|| {
+            let start = if self.message_start < self.first_line.len() {
+                self.message_start
+            } else {
+                0
+            };
+            self.text.slice(start..)
+        })
     }
 }
 
@@ -130,6 +146,8 @@ struct Pending {
     first_line: Bytes,
     /// The joined text once a second line arrives; the single line stays zero-copy until then.
     joined: Option<BytesMut>,
+    /// The text as the trace parser reads it, once a line came without its prefix.
+    read: Option<BytesMut>,
     lines: usize,
     end_offset: u64,
     last_line_at: Instant,
@@ -155,6 +173,7 @@ impl Pending {
         Pending {
             first_line: line,
             joined: None,
+            read: None,
             lines: 1,
             end_offset,
             last_line_at: now,
@@ -178,6 +197,7 @@ impl Pending {
             event_time: self.event_time,
             stream: None,
             message_start: self.message_start,
+            read: self.read.map(BytesMut::freeze),
             fragment: self.fragment,
         }
     }
@@ -193,15 +213,41 @@ impl Pending {
     }
 
     fn append(&mut self, line: &[u8], end_offset: u64, now: Instant) {
+        self.append_read_from(line, 0, end_offset, now);
+    }
+
+    /// Appends `line` as written; the parser reads it from `text_start` (after a prefix the
+    /// line repeats).
+    fn append_read_from(&mut self, line: &[u8], text_start: usize, end_offset: u64, now: Instant) {
         let joined = self
             .joined
             .get_or_insert_with(|| BytesMut::from(&self.first_line[..]));
+        if text_start > 0 && self.read.is_none() {
+            let start = if self.message_start < self.first_line.len() {
+                self.message_start
+            } else {
+                0
+            };
+            self.read = Some(BytesMut::from(&joined[start..]));
+        }
         joined.extend_from_slice(b"\n");
         joined.extend_from_slice(line);
+        if let Some(read) = self.read.as_mut() {
+            read.extend_from_slice(b"\n");
+            read.extend_from_slice(&line[text_start.min(line.len())..]);
+        }
         self.lines += 1;
         self.end_offset = end_offset;
         self.last_line_at = now;
     }
+}
+
+/// A line held until the next shows where it belongs: as written, where its text starts after
+/// a prefix, and where it ends in the stream.
+struct Held {
+    line: Bytes,
+    text_start: usize,
+    end_offset: u64,
 }
 
 /// The aggregator of one stream (one file, one connection).
@@ -210,9 +256,9 @@ pub struct LineAggregator {
     pending: Option<Pending>,
     /// `auto`: blank lines after a trace line, kept until the next line shows whether the trace
     /// goes on (Python's chained tracebacks, Go's goroutine dumps have blank lines inside).
-    held_blanks: Vec<(Bytes, u64)>,
+    held_blanks: Vec<Held>,
     /// `auto`: an exception header waiting for its first frame.
-    tentative: Option<(Bytes, u64)>,
+    tentative: Option<Held>,
     /// The time of the line being pushed (for the entry it may start).
     event_time: Option<Timestamp>,
     /// `auto`: the prefix this stream puts before its lines.
@@ -300,15 +346,18 @@ impl LineAggregator {
         if blank {
             if self.pending.as_ref().is_some_and(|p| p.mode.is_trace()) || self.tentative.is_some()
             {
-                self.held_blanks
-                    .push((line.slice(repeated.unwrap_or(0)..), end_offset));
+                self.held_blanks.push(Held {
+                    text_start: repeated.unwrap_or(0),
+                    line,
+                    end_offset,
+                });
             }
             return;
         }
         if let Some(start) = repeated {
             let view = self.view();
             if let Decision::Continue(mode) = auto::classify(&line[start..], view) {
-                self.continue_with(line.slice(start..), end_offset, now, mode, out);
+                self.continue_with(line, start, end_offset, now, mode, out);
                 if let Some(pending) = self.pending.as_mut() {
                     pending.repeats = Some(true);
                 }
@@ -328,25 +377,24 @@ impl LineAggregator {
             0
         };
         self.frames_may_follow = may_hold;
-        if let Some((header, header_end)) = self.tentative.take() {
-            let frame = auto::is_at_frame(&line) || (body > 0 && auto::is_at_frame(&line[body..]));
-            if frame
+        if let Some(header) = self.tentative.take() {
+            let frame_start = if auto::is_at_frame(&line) {
+                Some(0)
+            } else {
+                (body > 0 && auto::is_at_frame(&line[body..])).then_some(body)
+            };
+            if let Some(frame_start) = frame_start
                 && let Some(pending) = self.pending.as_mut()
-                && pending.has_room_for(&header)
+                && pending.has_room_for(&header.line)
             {
-                let text = if auto::is_at_frame(&line) {
-                    line
-                } else {
-                    line.slice(body..)
-                };
-                pending.append(&header, header_end, now);
-                pending.append(&text, end_offset, now);
+                pending.append_read_from(&header.line, header.text_start, header.end_offset, now);
+                pending.append_read_from(&line, frame_start, end_offset, now);
                 pending.mode = Mode::At;
                 self.held_blanks.clear();
                 return;
             }
             // No frame followed: the header is an ordinary line of its own.
-            self.start(header, header_end, now, Mode::Plain, out);
+            self.start(header.line, header.end_offset, now, Mode::Plain, out);
         }
         let view = self.view();
         // The line as it is; if it would start an ordinary entry, once more after its prefix
@@ -373,7 +421,7 @@ impl LineAggregator {
         match decision {
             Decision::Continue(mode) => {
                 let repeats = text_start > 0;
-                self.continue_with(line.slice(text_start..), end_offset, now, mode, out);
+                self.continue_with(line, text_start, end_offset, now, mode, out);
                 if let Some(pending) = self.pending.as_mut() {
                     if prefix.is_some() {
                         pending.prefix = prefix;
@@ -393,7 +441,11 @@ impl LineAggregator {
             }
             Decision::Tentative => {
                 self.held_blanks.clear();
-                self.tentative = Some((line.slice(text_start..), end_offset));
+                self.tentative = Some(Held {
+                    line,
+                    text_start,
+                    end_offset,
+                });
             }
             Decision::Fragment => {
                 // Frames with no exception to belong to: ordinary lines, never a trace.
@@ -414,24 +466,26 @@ impl LineAggregator {
     }
 
     /// Appends a line that continues the pending entry (with the blank lines held before it),
-    /// or starts a new one in `mode` when there is none or it is full.
+    /// its text read from `text_start`; or starts a new one in `mode` when there is none or it
+    /// is full.
     fn continue_with(
         &mut self,
-        text: Bytes,
+        line: Bytes,
+        text_start: usize,
         end_offset: u64,
         now: Instant,
         mode: Mode,
         out: &mut Vec<Joined>,
     ) {
         match self.pending.as_mut() {
-            Some(pending) if pending.has_room_for(&text) => {
-                for (blank, blank_end) in self.held_blanks.drain(..) {
-                    pending.append(&blank, blank_end, now);
+            Some(pending) if pending.has_room_for(&line) => {
+                for blank in self.held_blanks.drain(..) {
+                    pending.append_read_from(&blank.line, blank.text_start, blank.end_offset, now);
                 }
-                pending.append(&text, end_offset, now);
+                pending.append_read_from(&line, text_start, end_offset, now);
                 pending.mode = mode;
             }
-            _ => self.start(text, end_offset, now, mode, out),
+            _ => self.start(line, end_offset, now, mode, out),
         }
     }
 
@@ -462,8 +516,8 @@ impl LineAggregator {
     pub fn flush(&mut self, out: &mut Vec<Joined>) {
         self.held_blanks.clear();
         out.extend(self.pending.take().map(Pending::finish));
-        if let Some((header, end_offset)) = self.tentative.take() {
-            out.push(Joined::single(header, end_offset, None));
+        if let Some(header) = self.tentative.take() {
+            out.push(Joined::single(header.line, header.end_offset, None));
         }
     }
 
@@ -715,7 +769,7 @@ mod tests {
     }
 
     #[test]
-    fn a_trace_after_a_prefix_is_one_entry_read_without_the_prefix_its_lines_repeat() {
+    fn a_trace_after_a_prefix_is_one_entry_as_written_read_without_the_prefix_its_lines_repeat() {
         let out = aggregate(
             MultilineConfig::auto(),
             "[w1] 12:00:01 starting\n[w1] 12:00:02 Traceback (most recent call last):\n[w1] 12:00:02   File \"/app/x.py\", line 3, in f\n[w1] 12:00:02 \n[w1] 12:00:02 KeyError: 'k'\n[w1] 12:00:03 next\n",
@@ -725,11 +779,15 @@ mod tests {
             shown,
             vec![
                 "[w1] 12:00:01 starting",
-                "[w1] 12:00:02 Traceback (most recent call last):\n  File \"/app/x.py\", line 3, in f\n\nKeyError: 'k'",
+                "[w1] 12:00:02 Traceback (most recent call last):\n[w1] 12:00:02   File \"/app/x.py\", line 3, in f\n[w1] 12:00:02 \n[w1] 12:00:02 KeyError: 'k'",
                 "[w1] 12:00:03 next",
             ]
         );
         assert_eq!(out[1].message_start, "[w1] 12:00:02 ".len());
+        assert_eq!(
+            out[1].trace_text(),
+            "Traceback (most recent call last):\n  File \"/app/x.py\", line 3, in f\n\nKeyError: 'k'"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 use std::sync::{Arc, LazyLock};
 
+use bytes::Bytes;
 use regex::Regex;
 
 use super::level::detect_level;
@@ -62,14 +63,23 @@ regex!(RUBY_FRAME, r"^\s+from (.+?):(\d+):in [`'](.+?)'$");
 /// and `metadata` gets that trace's keys (`language`, `exception`, `causes`, `frames`: see
 /// [`StackTrace::write_metadata`]).
 pub fn annotate(entry: &mut LogEntry) {
+    if let Some(text) = entry.error_trace.clone() {
+        annotate_read(entry, &text);
+    }
+}
+
+/// [`annotate`], with the trace read from `read`: `error_trace` as written without the log
+/// prefixes its lines carry (where the trace starts after its first line's prefix, and its
+/// lines repeat one). The message is `read`'s first line; the level, `error_trace`'s.
+pub fn annotate_read(entry: &mut LogEntry, read: &Bytes) {
     let Some(text) = entry.error_trace.clone() else {
         return;
     };
     let first_line = text.split(|b| *b == b'\n').next().unwrap_or_default();
-    let message = strip_log_prefix(first_line);
-    entry.message = text.slice_ref(message);
+    let read_first = read.split(|b| *b == b'\n').next().unwrap_or_default();
+    entry.message = read.slice_ref(strip_log_prefix(read_first));
     entry.level = detect_level(first_line).unwrap_or(Level::Error);
-    let Some(mut trace) = analyse(&String::from_utf8_lossy(&text)) else {
+    let Some(mut trace) = analyse(&String::from_utf8_lossy(read)) else {
         return;
     };
     trace.write_metadata(&mut entry.metadata);
@@ -148,7 +158,7 @@ pub fn annotate_trace_field(entry: &mut LogEntry) -> bool {
         if memchr::memchr(b'\n', text).is_none() {
             continue;
         }
-        let text = bytes::Bytes::copy_from_slice(text);
+        let text = Bytes::copy_from_slice(text);
         let Some(trace) = analyse(&String::from_utf8_lossy(&text)) else {
             continue;
         };
