@@ -103,12 +103,10 @@ pub struct Joined {
     pub event_time: Option<Timestamp>,
     /// The container stream it came from (CRI), if any.
     pub stream: Option<Stream>,
-    /// Where the text of the first line starts after its stream's prefix, when a trace was
-    /// found there (`…ERROR Traceback (most recent call last):`); 0 otherwise.
-    pub message_start: usize,
-    /// The trace as its parser reads it, where that differs from `text` beyond the first
-    /// line's prefix: continuation lines that repeat the prefix, without it.
-    pub read: Option<Bytes>,
+    /// The trace as its parser reads it, where that differs from `text`: without the prefix
+    /// of its first line (`…ERROR Traceback (most recent call last):`) and of the lines that
+    /// repeat it. Boxed: rare, and a `Joined` is moved for every line.
+    read: Option<Box<Bytes>>,
     /// Frames that arrived with no trace to join (none pending, or its header was not an
     /// exception): passed on as ordinary lines, counted by the source.
     pub fragment: bool,
@@ -123,7 +121,6 @@ impl Joined {
             end_offset,
             event_time,
             stream: None,
-            message_start: 0,
             read: None,
             fragment: false,
         }
@@ -131,14 +128,10 @@ impl Joined {
 
     /// The trace as its parser reads it: without the prefixes of its lines.
     pub fn trace_text(&self) -> Bytes {
-        self.read.clone().unwrap_or_else(|| {
-            let start = if self.message_start < self.first_line.len() {
-                self.message_start
-            } else {
-                0
-            };
-            self.text.slice(start..)
-        })
+        self.read
+            .as_deref()
+            .cloned()
+            .unwrap_or_else(|| self.text.clone())
     }
 }
 
@@ -147,7 +140,7 @@ struct Pending {
     /// The joined text once a second line arrives; the single line stays zero-copy until then.
     joined: Option<BytesMut>,
     /// The text as the trace parser reads it, once a line came without its prefix.
-    read: Option<BytesMut>,
+    read: Option<Box<BytesMut>>,
     lines: usize,
     end_offset: u64,
     last_line_at: Instant,
@@ -187,17 +180,27 @@ impl Pending {
     }
 
     fn finish(self) -> Joined {
+        let text = self
+            .joined
+            .map_or_else(|| self.first_line.clone(), BytesMut::freeze);
+        // A single line is never read as a trace: its prefix needs no keeping.
+        let message_start = if self.lines > 1 && self.message_start < self.first_line.len() {
+            self.message_start
+        } else {
+            0
+        };
         Joined {
-            text: self
-                .joined
-                .map_or_else(|| self.first_line.clone(), BytesMut::freeze),
+            read: match (self.read, message_start) {
+                (Some(read), _) => Some(Box::new(read.freeze())),
+                (None, 0) => None,
+                (None, start) => Some(Box::new(text.slice(start..))),
+            },
+            text,
             first_line: self.first_line,
             lines: self.lines,
             end_offset: self.end_offset,
             event_time: self.event_time,
             stream: None,
-            message_start: self.message_start,
-            read: self.read.map(BytesMut::freeze),
             fragment: self.fragment,
         }
     }
@@ -228,7 +231,7 @@ impl Pending {
             } else {
                 0
             };
-            self.read = Some(BytesMut::from(&joined[start..]));
+            self.read = Some(Box::new(BytesMut::from(&joined[start..])));
         }
         joined.extend_from_slice(b"\n");
         joined.extend_from_slice(line);
@@ -783,7 +786,6 @@ mod tests {
                 "[w1] 12:00:03 next",
             ]
         );
-        assert_eq!(out[1].message_start, "[w1] 12:00:02 ".len());
         assert_eq!(
             out[1].trace_text(),
             "Traceback (most recent call last):\n  File \"/app/x.py\", line 3, in f\n\nKeyError: 'k'"
