@@ -11,7 +11,7 @@
 
 use std::sync::LazyLock;
 
-use regex::bytes::Regex;
+use aho_corasick::packed::Searcher;
 
 use crate::event::Level;
 use crate::parse::level::detect_level;
@@ -249,18 +249,29 @@ pub fn is_exception_header(line: &[u8]) -> bool {
 /// such a line are the caller's to expect). Most lines hold none of these words, and one pass
 /// of a literal search over the line settles them without reading their prefix.
 pub fn may_hold_trace_text(line: &[u8]) -> bool {
-    static WORDS: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(concat!(
-            r"Traceback \(|panic|fatal error: |thread '|Exception|Error|Throwable|Failure|Fault",
-            r"|Unhandled|\.rb:"
-        ))
-        .expect("a valid built-in regex")
+    static WORDS: LazyLock<Option<Searcher>> = LazyLock::new(|| {
+        Searcher::new([
+            &b"Traceback ("[..],
+            b"panic",
+            b"fatal error: ",
+            b"thread '",
+            b"Exception",
+            b"Error",
+            b"Throwable",
+            b"Failure",
+            b"Fault",
+            b"Unhandled",
+            b".rb:",
+        ])
     });
     // Text after a prefix starts within the prefix reader's window (a long exception name
     // may run past it): a long line is not searched to its end.
     let window = &line[..line.len().min(super::prefix::MAX_PREFIX_BYTES + 128)];
     // Node's `/app/x.js:3` header ends the line with a digit.
-    line.last().is_some_and(u8::is_ascii_digit) || WORDS.is_match(window)
+    line.last().is_some_and(u8::is_ascii_digit)
+        || WORDS
+            .as_ref()
+            .is_none_or(|words| words.find(window).is_some())
 }
 
 /// Where a trace header starts that ends `line` after a prefix no rule recognised (a logger's
