@@ -266,7 +266,7 @@ pub fn may_hold_trace_text(line: &[u8]) -> bool {
     });
     // Text after a prefix starts within the prefix reader's window (a long exception name
     // may run past it): a long line is not searched to its end.
-    let window = &line[..line.len().min(super::prefix::MAX_PREFIX_BYTES + 128)];
+    let window = &line[..line.len().min(super::prefix::MAX_PREFIX_BYTES + 64)];
     // Node's `/app/x.js:3` header ends the line with a digit.
     line.last().is_some_and(u8::is_ascii_digit)
         || WORDS

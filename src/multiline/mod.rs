@@ -180,11 +180,21 @@ impl Pending {
     }
 
     fn finish(self) -> Joined {
-        let text = self
-            .joined
-            .map_or_else(|| self.first_line.clone(), BytesMut::freeze);
-        // A single line is never read as a trace: its prefix needs no keeping.
-        let message_start = if self.lines > 1 && self.message_start < self.first_line.len() {
+        let Some(joined) = self.joined else {
+            // The common case, one line: nothing to read as a trace.
+            return Joined {
+                text: self.first_line.clone(),
+                first_line: self.first_line,
+                lines: 1,
+                end_offset: self.end_offset,
+                event_time: self.event_time,
+                stream: None,
+                read: None,
+                fragment: self.fragment,
+            };
+        };
+        let text = joined.freeze();
+        let message_start = if self.message_start < self.first_line.len() {
             self.message_start
         } else {
             0

@@ -23,8 +23,9 @@ use crate::fingerprint::template::hash_bytes;
 
 /// Tokens of a line looked at: prefixes longer than this are not recognised.
 const MAX_TOKENS: usize = 12;
-/// Bytes of a line looked at for its prefix.
-pub(super) const MAX_PREFIX_BYTES: usize = 256;
+/// Bytes of a line looked at for its prefix (a syslog daemon's time, host and program, an
+/// application's time, level, thread and logger fit with room to spare).
+pub(super) const MAX_PREFIX_BYTES: usize = 160;
 /// Bytes of a token's digit skeleton that tell shapes apart.
 const MAX_SKELETON: usize = 64;
 /// Recent ordinary lines the prefix is learned from, and how many of them must agree.
