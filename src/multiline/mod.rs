@@ -396,6 +396,9 @@ impl LineAggregator {
             } else {
                 (body > 0 && auto::is_at_frame(&line[body..])).then_some(body)
             };
+            if frame_start.is_some() {
+                self.read_log_line_after_its_prefix();
+            }
             if let Some(frame_start) = frame_start
                 && let Some(pending) = self.pending.as_mut()
                 && pending.has_room_for(&header.line)
@@ -434,6 +437,7 @@ impl LineAggregator {
         match decision {
             Decision::Continue(mode) => {
                 let repeats = text_start > 0;
+                self.read_log_line_after_its_prefix();
                 self.continue_with(line, text_start, end_offset, now, mode, out);
                 if let Some(pending) = self.pending.as_mut() {
                     if prefix.is_some() {
@@ -467,6 +471,18 @@ impl LineAggregator {
                     pending.fragment = true;
                 }
             }
+        }
+    }
+
+    /// A log line that a trace is about to join (`logger.error("…", e)`, `logging.exception`)
+    /// is read from its text on, after its prefix: that is the trace entry's message.
+    fn read_log_line_after_its_prefix(&mut self) {
+        if let Some(pending) = self.pending.as_mut()
+            && pending.lines == 1
+            && pending.mode == Mode::Plain
+            && pending.message_start == 0
+        {
+            pending.message_start = self.prefix.body(&pending.first_line);
         }
     }
 
@@ -799,6 +815,21 @@ mod tests {
         assert_eq!(
             out[1].trace_text(),
             "Traceback (most recent call last):\n  File \"/app/x.py\", line 3, in f\n\nKeyError: 'k'"
+        );
+    }
+
+    #[test]
+    fn a_log_line_a_trace_joins_is_read_from_its_text() {
+        let out = aggregate(
+            MultilineConfig::auto(),
+            "2026-12-07T21:45:01.123+01:00 ERROR 4242 --- [nio-8080-exec-1] o.a.c.c.C.[.[.[/].[dispatcherServlet]    : Servlet.service() threw exception\njava.lang.IllegalStateException: cart 77 is empty\n\tat com.example.shop.CartService.checkout(CartService.kt:42)\n",
+        );
+        assert_eq!(out.len(), 1);
+        assert!(text(&out[0]).starts_with("2026-12-07T21:45:01.123+01:00 ERROR 4242"));
+        assert!(
+            out[0]
+                .trace_text()
+                .starts_with(b"Servlet.service() threw exception\njava.lang.IllegalStateException")
         );
     }
 

@@ -47,7 +47,7 @@ const VARIABLE: u32 = 1;
 const LEVEL: u32 = 2;
 /// A bracketed group (`[worker-3]`, `(main)`, `<13>`), whatever is inside.
 const GROUP: u32 = 3;
-/// `-`, `|`, `--`, `:`, `>`.
+/// Punctuation between fields: `-`, `---`, `|`, `:`, `>>`.
 const SEPARATOR: u32 = 4;
 /// A word ending in a colon (`shop:`) or a qualified name (`com.shop.Cart`): a program's or
 /// logger's name, whatever the name.
@@ -177,7 +177,8 @@ fn shape_of(token: &[u8]) -> Shape {
         }
         return (VARIABLE << KIND_SHIFT) | (hash_bytes(&skeleton[..len]) as u32 & HASH_MASK);
     }
-    if matches!(token, b"-" | b"|" | b"--" | b":" | b">" | b"::") {
+    // `-`, `---`, `|`, `:`, `>>`, `==>`: punctuation between a prefix's fields.
+    if token.len() <= 4 && token.iter().all(|b| b"-|:>=~*".contains(b)) {
         return SEPARATOR << KIND_SHIFT;
     }
     if token.len() > 1 && token.ends_with(b":") && !token.contains(&b'"')
