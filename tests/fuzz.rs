@@ -307,7 +307,7 @@ fn fuzz_multiline() {
             .iter()
             .map(|entry| {
                 entry
-                    .text
+                    .text()
                     .split(|b| *b == b'\n')
                     .filter(|l| !blank(l))
                     .count()
@@ -315,7 +315,7 @@ fn fuzz_multiline() {
             .sum();
         assert_eq!(joined, lines, "every non-blank line in exactly one entry");
         for entry in &out {
-            let _ = analyse(&String::from_utf8_lossy(&entry.text));
+            let _ = analyse(&String::from_utf8_lossy(entry.text()));
         }
         let _ = analyse(&String::from_utf8_lossy(input));
     });

@@ -39,6 +39,7 @@ pub fn default_max_line_bytes() -> usize {
 
 /// One entry from joined lines: a single line, or several joined into a stack trace (its
 /// frames parsed into metadata).
+#[inline]
 pub fn entry_from_joined(
     joined: Joined,
     format: Format,
@@ -48,6 +49,7 @@ pub fn entry_from_joined(
 ) -> LogEntry {
     // The trace as its parser reads it (without its lines' prefixes), if lines were joined.
     let read = (joined.lines > 1).then(|| joined.trace_text());
+    let text = read.is_some().then(|| joined.text().clone());
     let mut entry = decode(
         format,
         joined.first_line,
@@ -55,13 +57,21 @@ pub fn entry_from_joined(
         node_id.clone(),
         read_at,
     );
-    if let Some(read) = read {
-        // `error_trace` is the trace as written (DESIGN §5).
-        entry.raw = joined.text.clone();
-        entry.error_trace = Some(joined.text);
-        trace::annotate_read(&mut entry, &read);
+    if let (Some(read), Some(text)) = (read, text) {
+        attach_trace(&mut entry, text, read);
     }
     entry
+}
+
+/// The joined lines of a trace on the entry its first line made. Out of line: a busy stream's
+/// entries are single lines, and their path stays small enough to be built in place.
+#[cold]
+#[inline(never)]
+fn attach_trace(entry: &mut LogEntry, text: Bytes, read: Bytes) {
+    // `error_trace` is the trace as written (DESIGN §5).
+    entry.raw = text.clone();
+    entry.error_trace = Some(text);
+    trace::annotate_read(entry, &read);
 }
 
 /// Error type counted for frames that came with no trace to join (passed on as ordinary lines).

@@ -95,8 +95,9 @@ fn default_timeout() -> ConfigDuration {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Joined {
     pub first_line: Bytes,
-    /// Every line joined with `\n`; equal to `first_line` for a single line.
-    pub text: Bytes,
+    /// Every line joined with `\n`, once there are several ([`text`](Self::text) is the
+    /// entry's text either way): a single line is not cloned, whose count other threads share.
+    joined: Option<Bytes>,
     pub lines: usize,
     pub end_offset: u64,
     /// The time its first line carried in a container runtime's record (CRI), if any.
@@ -115,8 +116,8 @@ pub struct Joined {
 impl Joined {
     fn single(line: Bytes, end_offset: u64, event_time: Option<Timestamp>) -> Self {
         Joined {
-            first_line: line.clone(),
-            text: line,
+            first_line: line,
+            joined: None,
             lines: 1,
             end_offset,
             event_time,
@@ -126,12 +127,14 @@ impl Joined {
         }
     }
 
+    /// Every line joined with `\n`; the first line itself for a single line.
+    pub fn text(&self) -> &Bytes {
+        self.joined.as_ref().unwrap_or(&self.first_line)
+    }
+
     /// The trace as its parser reads it: without the prefixes of its lines.
     pub fn trace_text(&self) -> Bytes {
-        self.read
-            .as_deref()
-            .cloned()
-            .unwrap_or_else(|| self.text.clone())
+        self.read.as_deref().unwrap_or_else(|| self.text()).clone()
     }
 }
 
@@ -179,12 +182,13 @@ impl Pending {
         }
     }
 
+    #[inline]
     fn finish(self) -> Joined {
-        let Some(joined) = self.joined else {
+        if self.joined.is_none() {
             // The common case, one line: nothing to read as a trace.
             return Joined {
-                text: self.first_line.clone(),
                 first_line: self.first_line,
+                joined: None,
                 lines: 1,
                 end_offset: self.end_offset,
                 event_time: self.event_time,
@@ -192,8 +196,15 @@ impl Pending {
                 read: None,
                 fragment: self.fragment,
             };
-        };
-        let text = joined.freeze();
+        }
+        self.finish_joined()
+    }
+
+    /// [`finish`](Self::finish) of several lines: the text, and the trace as its parser reads it.
+    #[cold]
+    #[inline(never)]
+    fn finish_joined(self) -> Joined {
+        let text = self.joined.map(BytesMut::freeze).unwrap_or_default();
         let message_start = if self.message_start < self.first_line.len() {
             self.message_start
         } else {
@@ -205,7 +216,7 @@ impl Pending {
                 (None, 0) => None,
                 (None, start) => Some(Box::new(text.slice(start..))),
             },
-            text,
+            joined: Some(text),
             first_line: self.first_line,
             lines: self.lines,
             end_offset: self.end_offset,
@@ -595,7 +606,7 @@ mod tests {
     }
 
     fn text(joined: &Joined) -> &str {
-        std::str::from_utf8(&joined.text).unwrap()
+        std::str::from_utf8(joined.text()).unwrap()
     }
 
     #[test]

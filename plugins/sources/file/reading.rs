@@ -164,7 +164,7 @@ impl Tailer {
                 if item.fragment {
                     self.metrics.error(TRACE_FRAGMENT);
                 }
-                bytes += item.text.len();
+                bytes += item.text().len();
                 let mut entry = entry_from(
                     item,
                     &self.config,
