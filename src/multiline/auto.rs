@@ -284,21 +284,19 @@ pub fn header_at_end(line: &[u8]) -> Option<usize> {
             .then(|| line.len() - header.len())
             .filter(|at| *at > 0 && line[at - 1] == b' ')
     };
-    if line.ends_with(b"last):") {
-        return suffix_at(b"Traceback (most recent call last):");
+    match line.last()? {
+        b':' if line.ends_with(b"last):") => suffix_at(b"Traceback (most recent call last):"),
+        b':' if line.ends_with(b"Exception:") => suffix_at(b"Unhandled Exception:"),
+        b':' => {
+            let at = memchr::memmem::find(line, b" thread '")? + 1;
+            contains_panicked(&line[at..]).then_some(at)
+        }
+        b'0'..=b'9' => {
+            let at = line.iter().rposition(|b| *b == b' ')? + 1;
+            is_node_header(&line[at..]).then_some(at)
+        }
+        _ => None,
     }
-    if line.ends_with(b"Exception:") {
-        return suffix_at(b"Unhandled Exception:");
-    }
-    if line.ends_with(b":") {
-        let at = memchr::memmem::find(line, b" thread '")? + 1;
-        return contains_panicked(&line[at..]).then_some(at);
-    }
-    if line.last().is_some_and(u8::is_ascii_digit) {
-        let at = line.iter().rposition(|b| *b == b' ')? + 1;
-        return is_node_header(&line[at..]).then_some(at);
-    }
-    None
 }
 
 /// Whether a log line names an exception that `at` frames may follow: `TypeError: x`,

@@ -34,7 +34,7 @@ const AGREE: usize = 3;
 /// Every ordinary line teaches until this many have; then one in `SAMPLE_EVERY`, which keeps
 /// the learning off the hot path of a busy stream and still follows a change of format.
 const EAGER_LINES: u32 = 64;
-const SAMPLE_EVERY: u32 = 64;
+const SAMPLE_EVERY: u32 = 256;
 
 /// A token's shape: a kind in the top three bits, a hash of what identifies it in the rest.
 type Shape = u32;

@@ -155,6 +155,8 @@ impl Tailer {
         let mut ready = Vec::new();
         while joined.peek().is_some() {
             let mut entries = Vec::with_capacity(MAX_BATCH_ENTRIES.min(joined.len()));
+            // The path's own copy for this batch's entries, as the names are (`name_for_batch`).
+            let path = bytes::Bytes::copy_from_slice(&file.path_text);
             let mut bytes = 0;
             let mut end_offset = 0;
             let mut lines = 0u64;
@@ -165,14 +167,7 @@ impl Tailer {
                     self.metrics.error(TRACE_FRAGMENT);
                 }
                 bytes += item.text().len();
-                let mut entry = entry_from(
-                    item,
-                    &self.config,
-                    &file.path_text,
-                    &source,
-                    &node_id,
-                    read_at,
-                );
+                let mut entry = entry_from(item, &self.config, &path, &source, &node_id, read_at);
                 if let Some(enricher) = self.enricher.as_mut() {
                     enricher.enrich(&file.path, &mut entry);
                 }
