@@ -316,6 +316,72 @@ pub fn epoch_from_f64(value: f64) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// RFC 3339 as the grammar reads it, combinator by combinator: what the by-position parser
+    /// must agree with.
+    fn rfc3339_by_grammar(input: &[u8]) -> Option<(Timestamp, usize)> {
+        let parsed = (|| -> Res<'_, Timestamp> {
+            let (rest, year) = number(input, 4, 4)?;
+            let (rest, _) = char('-')(rest)?;
+            let (rest, month) = number(rest, 2, 2)?;
+            let (rest, _) = char('-')(rest)?;
+            let (rest, day) = number(rest, 2, 2)?;
+            let (rest, _) = one_of("Tt ")(rest)?;
+            let (rest, (hour, minute, second)) = clock(rest)?;
+            let (rest, nanos) = opt(preceded(one_of(".,"), fraction)).parse(rest)?;
+            let (rest, offset) = opt(utc_offset).parse(rest)?;
+            let local = Timestamp::from_civil(
+                i64::from(year),
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                nanos.unwrap_or(0),
+            );
+            match local.and_then(|l| l.0.checked_sub(offset.unwrap_or(0) * NANOS_PER_SECOND)) {
+                Some(nanos) => Ok((rest, Timestamp(nanos))),
+                None => fail(input),
+            }
+        })();
+        consumed(input, parsed)
+    }
+
+    /// Timestamps mostly well formed, with each part sometimes not.
+    fn timestamp_text() -> impl Strategy<Value = String> {
+        let two = |range: std::ops::RangeInclusive<u32>| {
+            prop_oneof![
+                4 => range.prop_map(|n| format!("{n:02}")),
+                1 => "[0-9]{1,3}",
+            ]
+        };
+        (
+            prop_oneof![4 => (1900u32..2200).prop_map(|y| y.to_string()), 1 => "[0-9]{3,5}"],
+            two(0..=13),
+            two(0..=32),
+            "[Tt x]",
+            (two(0..=24), two(0..=60), two(0..=61)),
+            "([.,][0-9]{0,12})?",
+            "([Zz]|[+-][0-9]{2}:?[0-9]{0,2})?",
+            "[ a-z]{0,3}",
+        )
+            .prop_map(
+                |(year, month, day, t, (h, m, sec), fraction, offset, tail)| {
+                    format!("{year}-{month}-{day}{t}{h}:{m}:{sec}{fraction}{offset}{tail}")
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn by_position_agrees_with_the_grammar(text in timestamp_text(), cut in 0usize..40) {
+            let bytes = text.as_bytes();
+            let input = &bytes[..bytes.len().min(cut.max(1) + 18)];
+            prop_assert_eq!(parse_rfc3339(input), rfc3339_by_grammar(input), "{:?}", text);
+            prop_assert_eq!(parse_rfc3339(bytes), rfc3339_by_grammar(bytes), "{:?}", text);
+        }
+    }
 
     fn utc(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32, n: u32) -> Timestamp {
         Timestamp::from_civil(y, mo, d, h, mi, s, n).expect("valid date in test")
