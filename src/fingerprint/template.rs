@@ -16,6 +16,8 @@
 //!    UUIDs, IPv4/IPv6 with ports, ids, timestamps), paths, URLs, e-mail addresses, the value of
 //!    `key=value` and `key:value`, a quoted token, empty brackets. Brackets and punctuation
 //!    around a value are kept (`[<*>]`, `uid=<*>`) so the template still reads like the line,
+//!    except brackets that close one opened inside the value (`LOCAL(0),` is `<*>,`), and a
+//!    path with a query string is one value like a URL,
 //!    and a run of values (`blk_1 blk_2 blk_3`) becomes one `<*>`. A value may be written in a
 //!    varying number of tokens, so two shapes around a quantity (a plain number) are part of it:
 //!    a bracketed value right after it, or after it and one word, restates it
@@ -117,6 +119,10 @@ pub struct MinerConfig {
     /// A dotted name (`com.apple.xpc.launchd:`, `org.apache.Foo`) takes the tree's wildcard
     /// branch instead of keying it. Default on; a switch so that the rule can be evaluated.
     pub dotted_names_vary: bool,
+    /// Two shapes around a quantity are part of its value: a bracketed value right after it
+    /// (or after it and one word) that restates it, and a word that ends the message right
+    /// after it (its unit). Default on; a switch so that the rule can be evaluated.
+    pub quantity_shapes: bool,
 }
 
 impl Default for MinerConfig {
@@ -131,6 +137,7 @@ impl Default for MinerConfig {
             keep_keywords: true,
             split_word_runs: true,
             dotted_names_vary: true,
+            quantity_shapes: true,
         }
     }
 }
@@ -224,7 +231,7 @@ impl TemplateMiner {
     pub fn add(&mut self, message: &[u8]) -> TemplateMatch {
         self.tick += 1;
         let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.mask(message, self.config.max_tokens);
+        scratch.mask(message, self.config.max_tokens, self.config.quantity_shapes);
         let found = self.find_leaf(&scratch.tokens);
         let result = match found.and_then(|leaf| self.best_match(leaf, &scratch.tokens)) {
             Some(slot) => self.absorb(slot, &scratch),
@@ -651,7 +658,7 @@ struct Scratch {
 
 impl Scratch {
     /// Splits and masks `message` into `tokens` (see the module documentation).
-    fn mask(&mut self, message: &[u8], max_tokens: usize) {
+    fn mask(&mut self, message: &[u8], max_tokens: usize, quantity_shapes: bool) {
         self.text.clear();
         self.tokens.clear();
         self.split(message, max_tokens);
@@ -661,7 +668,8 @@ impl Scratch {
             let t = raw[i];
             let bytes = &message[t.start..t.end];
             let start = self.text.len();
-            let after_quantity = |k: usize| i >= k && is_quantity(message, &raw[i - k]);
+            let after_quantity =
+                |k: usize| quantity_shapes && i >= k && is_quantity(message, &raw[i - k]);
             // A unit that ends the message joins the quantity before it: `lifetime <1 sec` and
             // `lifetime 00:01` are one statement.
             if i + 1 == raw.len() && is_unit(bytes) && after_quantity(1) {
@@ -788,6 +796,7 @@ impl Scratch {
 fn classify(message: &[u8], start: usize, end: usize, classes: u8) -> RawToken {
     let tok = &message[start..end];
     let (l, r) = edges(tok);
+    let r = closing_its_own(tok, l, r);
     let core = &tok[l..r];
     let suffix = tok.len() - r;
     let mut t = RawToken {
@@ -823,8 +832,14 @@ fn classify(message: &[u8], start: usize, end: usize, classes: u8) -> RawToken {
     if (tok[0] == b'\'' || tok[0] == b'"') && r < tok.len() && tok[r] == tok[0] && r > l {
         return value(t, l);
     }
-    // A URL may hold `=` and `:`, but it is one value.
+    // A URL may hold `=` and `:`, but it is one value; so is a path with a query string.
     if classes & COLON != 0 && contains(core, b"://") {
+        return value(t, l);
+    }
+    if classes & EQUALS != 0
+        && is_path(core)
+        && memchr::memchr(b'?', core).is_some_and(|q| memchr::memchr(b'=', core) > Some(q))
+    {
         return value(t, l);
     }
     if classes & (EQUALS | COLON) != 0
@@ -865,6 +880,39 @@ fn edges(tok: &[u8]) -> (usize, usize) {
         r -= 1;
     }
     (l, r)
+}
+
+/// The end of the token's core, moved past the closing brackets that close a bracket opened
+/// inside it: `LOCAL(0),` is `LOCAL(0)` + `,` and `ws=WorkSource{10113},` keeps its `}`, so a
+/// value's own brackets are part of it and the text after it is the same whatever the value.
+fn closing_its_own(tok: &[u8], l: usize, r: usize) -> usize {
+    let mut open = [0u8; 3];
+    for &b in &tok[l..r] {
+        match b {
+            b'(' => open[0] = open[0].saturating_add(1),
+            b'[' => open[1] = open[1].saturating_add(1),
+            b'{' => open[2] = open[2].saturating_add(1),
+            b')' => open[0] = open[0].saturating_sub(1),
+            b']' => open[1] = open[1].saturating_sub(1),
+            b'}' => open[2] = open[2].saturating_sub(1),
+            _ => {}
+        }
+    }
+    let mut end = r;
+    while end < tok.len() {
+        let slot = match tok[end] {
+            b')' => 0,
+            b']' => 1,
+            b'}' => 2,
+            _ => break,
+        };
+        if open[slot] == 0 {
+            break;
+        }
+        open[slot] -= 1;
+        end += 1;
+    }
+    end
 }
 
 /// `()`, `[]`, `''`, `""`, maybe followed by punctuation (`(),`).
@@ -1167,6 +1215,19 @@ mod tests {
             (
                 "CSI Store 4991456 (0x00000000004c29e0) initialized",
                 "CSI Store <*> initialized",
+            ),
+            // A value's own brackets are part of it; a path's query string too.
+            (
+                "synchronized to LOCAL(0), stratum 10",
+                "synchronized to <*>, stratum <*>",
+            ),
+            (
+                "acquire lock=1, ws=WorkSource{10113}, uid=1000",
+                "acquire lock=<*>, ws=<*>, uid=<*>",
+            ),
+            (
+                "\"GET /v2/servers/detail?all_tenants=True&since=x HTTP/1.1\" status: 200",
+                "\"GET <*> <*>\" status: <*>",
             ),
             // A bracketed group that is not a bare value, or not after a quantity, is kept.
             (
