@@ -796,7 +796,11 @@ impl Scratch {
 fn classify(message: &[u8], start: usize, end: usize, classes: u8) -> RawToken {
     let tok = &message[start..end];
     let (l, r) = edges(tok);
-    let r = closing_its_own(tok, l, r);
+    let r = if tok.get(r).is_some_and(|b| matches!(b, b')' | b']' | b'}')) {
+        closing_its_own(tok, l, r)
+    } else {
+        r
+    };
     let core = &tok[l..r];
     let suffix = tok.len() - r;
     let mut t = RawToken {
