@@ -3,7 +3,8 @@
 //! A library that the `remediate` sink drives; it never imports the sink or the runtime. The
 //! steps, one module each: incidents and their state (`incident`), when to act and the analysis
 //! itself (`engine`: occurrences in a window, cooldown, concurrency, the hourly model budget),
-//! the source code around the failing frames (`context`), removing secrets before anything
+//! the source code around the failing frames (`context`), read by the shape of its blocks
+//! (`scope`), removing secrets before anything
 //! leaves the machine (`redact`), the prompt (`prompt`), asking a model (`model`), checking its
 //! answer (`validate`), the repository it reads from and proposes to (`repository`), the change
 //! request's text (`proposal`), and what a report-only incident writes (`report`).
@@ -17,6 +18,7 @@ pub mod proposal;
 pub mod redact;
 pub mod report;
 pub mod repository;
+pub mod scope;
 pub mod validate;
 
 use serde::{Deserialize, Serialize};
