@@ -482,15 +482,15 @@ async fn an_error_storm_of_a_million_entries_makes_one_request_per_bug() {
     let nodes: Vec<Arc<str>> = (0..10)
         .map(|node| Arc::from(format!("node-{node}")))
         .collect();
+    // Each bug's entries carry the repository's crash (a model is asked only about code it is
+    // shown), told apart by their fingerprints.
+    let crash = crash_entry(&fixture.trace, "node-0");
     let started = Instant::now();
     for i in 0..1_000_000usize {
         let bug = i % 100;
-        let mut entry = LogEntry::from_line(
-            Bytes::from(format!("payment {i} failed: bug {bug}")),
-            Arc::from("app"),
-            nodes[(i / 100) % 10].clone(),
-            Timestamp::now(),
-        );
+        let mut entry = crash.clone();
+        entry.node_id = nodes[(i / 100) % 10].clone();
+        entry.message = Bytes::from(format!("payment {i} failed: bug {bug}"));
         entry.level = Level::Error;
         entry
             .metadata
@@ -608,11 +608,11 @@ async fn a_model_chosen_path_is_checked_before_the_repository_is_asked() {
             "{path}: fetched before it was checked ({asked:?}); reason {:?}",
             incident.reason
         );
+        // Before the answer: the trace's own files, and the repository's Python files looked
+        // through for the definitions its lines use.
         assert!(
-            asked
-                .iter()
-                .all(|asked| asked == "shop/cart.py" || asked == "main.py"),
-            "{path}: only the trace's own files are read: {asked:?}"
+            asked.iter().all(|asked| asked.ends_with(".py")),
+            "{path}: only code is read for context: {asked:?}"
         );
         repo_untouched(&fixture);
     }
@@ -860,4 +860,31 @@ async fn github_failing_for_a_while_gets_one_pull_request_in_the_end() {
         duplicates: pulls.len() as u64 - 1,
         peak_rss_kib: None,
     });
+}
+
+/// A trace whose frames match no code of the repository is not sent to a model: a fix would
+/// be a guess about code it was never shown. The incident stays report-only and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_that_matches_no_code_makes_no_model_request() {
+    let fixture = fixture();
+    let metrics = MetricsCollector::new();
+    let server = FakeServer::start(openai_reply(&fix_json().to_string()));
+    let mut remediator =
+        build_remediator(&fixture, &server, Api::OpenAi, Knobs::default(), &metrics);
+    let elsewhere = "Traceback (most recent call last):\n  File \"/srv/billing/ledger.py\", line 12, in post\n    balance = totals[account]\nKeyError: 'acct-7'";
+    remediator.observe(&crash_entry(elsewhere, "node-a"));
+    let store = IncidentStore::new(fixture.state.clone());
+    let incident = wait_until(&mut remediator, &store, |i| i.reason.is_some()).await;
+    remediator.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(server.request_count(), 0, "no model request");
+    assert_eq!(incident.state, IncidentState::Open);
+    let reason = incident.reason.unwrap_or_default();
+    assert!(
+        reason.contains("no code of the repository matched the trace's frames"),
+        "{reason}"
+    );
+    // The report it wrote is where the reason points.
+    let report = reason.rsplit(": ").next().unwrap_or_default();
+    assert!(std::path::Path::new(report).is_file(), "{report}");
+    repo_untouched(&fixture);
 }

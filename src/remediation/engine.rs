@@ -80,6 +80,8 @@ pub struct Services {
 #[derive(Debug)]
 enum Outcome {
     Reported(PathBuf),
+    /// No code of the repository matched the trace's frames: nothing to ask a model about.
+    Unmatched(PathBuf),
     Proposed(Solution, ChangeRequestRef),
     /// Validated, nowhere to propose it.
     Solved(Solution),
@@ -339,6 +341,13 @@ impl Remediator {
                     path.display()
                 ));
             }
+            Outcome::Unmatched(path) => {
+                incident.state = IncidentState::Open;
+                incident.reason = Some(format!(
+                    "report-only (no code of the repository matched the trace's frames): {}",
+                    path.display()
+                ));
+            }
             Outcome::Proposed(solution, change_request) => {
                 incident.state = IncidentState::Proposed;
                 incident.solution = serde_json::to_value(&solution).ok();
@@ -509,17 +518,24 @@ async fn analyse(config: &EngineConfig, services: &Services, incident: &Incident
         .collect();
     let request = prompt::build(incident, &trace, &snippets, &redact);
     let redacted_trace = redact(&trace);
-    let Some(model) = &services.model else {
-        return match report::write_report(
-            &config.data_dir,
-            incident,
-            &redacted_trace,
-            &snippets,
-            &request,
-        ) {
-            Ok(path) => Outcome::Reported(path),
-            Err(error) => Outcome::Failed(format!("writing the report: {error}")),
-        };
+    // A model asked without the failing code guesses; a fix it invents would be proposed on
+    // nothing it was shown.
+    let unmatched = services.model.is_some() && snippets.is_empty();
+    let model = match &services.model {
+        Some(model) if !unmatched => model,
+        _ => {
+            return match report::write_report(
+                &config.data_dir,
+                incident,
+                &redacted_trace,
+                &snippets,
+                &request,
+            ) {
+                Ok(path) if unmatched => Outcome::Unmatched(path),
+                Ok(path) => Outcome::Reported(path),
+                Err(error) => Outcome::Failed(format!("writing the report: {error}")),
+            };
+        }
     };
     let response = match model.solve(&request).await {
         Ok((response, _cached)) => response,

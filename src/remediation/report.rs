@@ -41,9 +41,14 @@ pub fn write_report(
         text.push_str("\nNo source file of the repository matched the trace's frames.\n");
     }
     for snippet in snippets {
+        let note = snippet
+            .note
+            .as_deref()
+            .map(|note| format!(" ({note})"))
+            .unwrap_or_default();
         let _ = writeln!(
             text,
-            "\n### `{}` lines {}–{}\n\n```",
+            "\n### `{}` lines {}–{}{note}\n\n```",
             snippet.path, snippet.start_line, snippet.end_line
         );
         text.push_str(&snippet.text);
