@@ -92,6 +92,39 @@ fn one_crash_on_three_nodes_is_one_incident_and_nodes_age() {
     let aggregator_dir = root.path().join("aggregator");
     std::fs::create_dir(&aggregator_dir).unwrap();
     let aggregator_api = free_port();
+    // The crashing program's repository: a model is asked only about code it is shown.
+    let repo = root.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    std::fs::copy(
+        format!(
+            "{}/tests/corpus/traces/programs/crash_divide.py",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+        repo.join("crash_divide.py"),
+    )
+    .unwrap();
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "."],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "-m",
+            "v1",
+        ],
+    ] {
+        let status = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    }
     let remediation = format!(
         r#"
 [model]
@@ -104,8 +137,13 @@ inputs = ["agents"]
 [sinks.fix]
 type = "remediate"
 inputs = ["incidents"]
+[sinks.fix.repository]
+provider = "local"
+path = "{}"
+branch = "main"
 "#,
-        model.base_url()
+        model.base_url(),
+        repo.display()
     );
     let mut aggregator = Agent::start(
         &aggregator_dir,

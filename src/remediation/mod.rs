@@ -6,7 +6,7 @@
 //! the source code around the failing frames (`context`), read by the shape of its blocks
 //! (`scope`), removing secrets before anything
 //! leaves the machine (`redact`), the prompt (`prompt`), asking a model (`model`), checking its
-//! answer (`validate`), the repository it reads from and proposes to (`repository`), the change
+//! answer (`validate`) and running it (`verify`), the repository it reads from and proposes to (`repository`), the change
 //! request's text (`proposal`), and what a report-only incident writes (`report`).
 
 pub mod context;
@@ -20,6 +20,7 @@ pub mod report;
 pub mod repository;
 pub mod scope;
 pub mod validate;
+pub mod verify;
 
 use serde::{Deserialize, Serialize};
 
