@@ -24,6 +24,7 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
 use super::Change;
+use super::repository::RepositoryClient;
 
 /// Bytes of a step's output kept (its end, where the failure is).
 pub const OUTPUT_TAIL_BYTES: usize = 4096;
@@ -111,6 +112,8 @@ impl Verification {
 pub enum VerifyError {
     #[error("git worktree: {0}")]
     Worktree(String),
+    #[error("copying the repository to verify in: {0}")]
+    Copy(String),
     #[error("writing {path} into the worktree: {message}")]
     Write { path: String, message: String },
 }
@@ -204,6 +207,125 @@ impl Drop for Worktree {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+/// Most files and bytes copied from a remote repository to verify a fix in.
+pub const MAX_COPY_FILES: usize = 5000;
+pub const MAX_COPY_BYTES: usize = 64 << 20;
+
+/// A git repository on this machine at the base commit: the operator's own (a worktree of it is
+/// what is changed), or a copy made for the verification and removed with it.
+pub struct Checkout {
+    pub repo: PathBuf,
+    pub commit: String,
+    copy: Option<PathBuf>,
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if let Some(copy) = &self.copy {
+            let _ = std::fs::remove_dir_all(copy);
+        }
+    }
+}
+
+impl Checkout {
+    /// The operator's repository at `commit`.
+    pub fn existing(repo: PathBuf, commit: String) -> Self {
+        Checkout {
+            repo,
+            commit,
+            copy: None,
+        }
+    }
+
+    /// A copy of the base branch made through the repository's API, committed into a new
+    /// repository (bounded by [`MAX_COPY_FILES`] and [`MAX_COPY_BYTES`]).
+    pub async fn copy_of(client: &dyn RepositoryClient) -> Result<Self, VerifyError> {
+        let copy_error = |message: String| VerifyError::Copy(message);
+        let files = client
+            .list_files()
+            .await
+            .map_err(|e| copy_error(e.to_string()))?;
+        if files.len() > MAX_COPY_FILES {
+            return Err(copy_error(format!(
+                "{} files, more than the {MAX_COPY_FILES} copied",
+                files.len()
+            )));
+        }
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let root = std::env::temp_dir().join(format!(
+            "tailfix-copy-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut checkout = Checkout {
+            repo: root.clone(),
+            commit: String::new(),
+            copy: Some(root.clone()),
+        };
+        let mut bytes = 0;
+        for path in &files {
+            let relative = Path::new(path);
+            if !relative
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)))
+            {
+                continue;
+            }
+            let Some(content) = client
+                .get_file(path)
+                .await
+                .map_err(|e| copy_error(e.to_string()))?
+            else {
+                continue;
+            };
+            bytes += content.len();
+            if bytes > MAX_COPY_BYTES {
+                return Err(copy_error(format!(
+                    "more than the {} MiB copied",
+                    MAX_COPY_BYTES >> 20
+                )));
+            }
+            let target = root.join(relative);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| copy_error(e.to_string()))?;
+            }
+            std::fs::write(&target, content).map_err(|e| copy_error(e.to_string()))?;
+        }
+        std::fs::create_dir_all(&root).map_err(|e| copy_error(e.to_string()))?;
+        for args in [
+            &["init", "-q"][..],
+            &["add", "-A"],
+            &[
+                "-c",
+                "user.name=tailfix",
+                "-c",
+                "user.email=tailfix@localhost",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "base",
+            ],
+        ] {
+            let output = Command::new("git")
+                .arg("-C")
+                .arg(&root)
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .await
+                .map_err(|e| copy_error(e.to_string()))?;
+            if !output.status.success() {
+                return Err(copy_error(
+                    String::from_utf8_lossy(&output.stderr).trim().to_string(),
+                ));
+            }
+        }
+        checkout.commit = "HEAD".to_string();
+        Ok(checkout)
     }
 }
 

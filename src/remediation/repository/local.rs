@@ -302,6 +302,10 @@ impl RepositoryClient for LocalRepository {
         "local"
     }
 
+    fn checkout(&self) -> RepoFuture<'_, Option<(PathBuf, String)>> {
+        Box::pin(async move { Ok(Some((self.path.clone(), self.base_commit().await?))) })
+    }
+
     fn list_files(&self) -> RepoFuture<'_, Vec<String>> {
         Box::pin(async move {
             let out = self.ls_tree(&["--name-only"]).await?;

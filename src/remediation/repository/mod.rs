@@ -84,6 +84,12 @@ pub trait RepositoryClient: Send + Sync {
         Box::pin(async { Ok(Vec::new()) })
     }
 
+    /// A git repository on this machine whose commit is the base branch's, if the provider has
+    /// one (`local`): a fix is verified in a worktree of it. Others are copied file by file.
+    fn checkout(&self) -> RepoFuture<'_, Option<(std::path::PathBuf, String)>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// Proposes `request` (its `metadata` carries `fingerprint` and `commit_message`): a branch
     /// with one commit and, where the host has them, a draft pull or merge request. Returns the
     /// existing proposal if there is one for the same fingerprint: never two.
