@@ -154,6 +154,16 @@ inputs = ["incidents"]
     .unwrap();
     assert!(proposal.contains(&format!("<!-- tailfix:fingerprint={fingerprint} -->")));
     assert!(proposal.contains("```diff"));
+    assert!(
+        proposal.contains("## Verification")
+            && proposal.contains(
+                "| syntax shop/cart.py | `python3 -m py_compile shop/cart.py` | passed |"
+            ),
+        "{proposal}"
+    );
+    // The verification's worktree is gone.
+    let worktrees = git(&repo, &["worktree", "list"]);
+    assert!(!worktrees.contains("tailfix-verify"), "{worktrees}");
 
     // On the fix's branch the program runs to the end.
     let fixed = dir.path().join("fixed");
@@ -293,6 +303,14 @@ inputs = ["incidents"]
             .as_str()
             .unwrap()
             .contains("+    return total / parts if parts else 0")
+    );
+    // What was run, in the description (the repository copied through the API and checked).
+    let description = pull.body["body"].as_str().unwrap_or_default();
+    assert!(description.contains("## Verification"), "{description}");
+    assert!(
+        description
+            .contains("| syntax shop/cart.py | `python3 -m py_compile shop/cart.py` | passed |"),
+        "{description}"
     );
     assert_eq!(requests[0].headers["authorization"], "Bearer ghp_from_env");
     for secret in shop_repo::PLANTED_SECRETS {

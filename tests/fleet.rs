@@ -141,6 +141,9 @@ inputs = ["incidents"]
 provider = "local"
 path = "{}"
 branch = "main"
+# The fake model's answer is for another repository: one request, no repair rounds.
+[sinks.fix.verify]
+repair_rounds = 0
 "#,
         model.base_url(),
         repo.display()

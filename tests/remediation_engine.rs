@@ -17,7 +17,7 @@ use tailfix::event::{Level, LogEntry, Value};
 use tailfix::metrics::MetricsCollector;
 use tailfix::parse::trace::annotate;
 use tailfix::remediation::context::{ContextBudget, PathMap};
-use tailfix::remediation::engine::{EngineConfig, Proposer, Remediator, Services};
+use tailfix::remediation::engine::{EngineConfig, Proposer, Remediator, Services, VerifySettings};
 use tailfix::remediation::incident::{IncidentState, IncidentStore};
 use tailfix::remediation::model::anthropic::AnthropicProvider;
 use tailfix::remediation::model::openai::OpenAiProvider;
@@ -89,6 +89,7 @@ struct Knobs {
     repository: Option<Arc<dyn RepositoryClient>>,
     /// Propose to `repository` (a change request), not only analyse.
     propose: bool,
+    verify: VerifySettings,
 }
 
 impl Default for Knobs {
@@ -105,6 +106,7 @@ impl Default for Knobs {
             max_concurrent: 4,
             repository: None,
             propose: false,
+            verify: VerifySettings::default(),
         }
     }
 }
@@ -182,6 +184,7 @@ fn build_remediator(
         max_attempts: 5,
         retry_failed_after: knobs.retry_failed_after,
         data_dir: fixture.data_dir.clone(),
+        verify: knobs.verify.clone(),
     };
     Remediator::new(config, IncidentStore::new(fixture.state.clone()), services).unwrap()
 }
@@ -281,10 +284,18 @@ async fn malformed_and_unsafe_answers_are_rejected_with_their_reason() {
             stored.to_lowercase().contains(&reason.to_lowercase()),
             "{name}: reason `{stored}` should mention `{reason}`"
         );
+        // Asked again with the reason for each repair round, then no more: a rejected
+        // incident is not analysed again.
+        let rounds = VerifySettings::default().repair_rounds as usize;
         assert_eq!(
             server.request_count(),
-            1,
-            "{name}: a rejected answer is not asked again"
+            1 + rounds,
+            "{name}: asked again only in its repair rounds"
+        );
+        let last = server.requests().pop().map(|r| r.raw).unwrap_or_default();
+        assert!(
+            last.contains("That answer was not accepted"),
+            "{name}: a repair round says why"
         );
         repo_untouched(&fixture);
     }
@@ -475,6 +486,11 @@ async fn an_error_storm_of_a_million_entries_makes_one_request_per_bug() {
     let server = FakeServer::start(openai_reply(&json!({"summary": "s", "root_cause": "r", "confidence": 0.9, "edits": [{"path": "shop/cart.py", "old": "nowhere", "new": "x"}]}).to_string()));
     let knobs = Knobs {
         max_concurrent: 8,
+        // One request per bug: no repair rounds for answers that are always wrong.
+        verify: VerifySettings {
+            repair_rounds: 0,
+            ..VerifySettings::default()
+        },
         ..Knobs::default()
     };
     let mut remediator = build_remediator(&fixture, &server, Api::OpenAi, knobs, &metrics);
@@ -887,4 +903,142 @@ async fn a_trace_that_matches_no_code_makes_no_model_request() {
     let report = reason.rsplit(": ").next().unwrap_or_default();
     assert!(std::path::Path::new(report).is_file(), "{report}");
     repo_untouched(&fixture);
+}
+
+/// One scripted conversation: the answers the model gives in turn.
+fn answer(new: &str) -> Reply {
+    let mut fix = fix_json();
+    fix["edits"][0]["new"] = json!(new);
+    openai_reply(&fix.to_string())
+}
+
+/// The model's answers are run before anything is proposed: right at once is verified at once;
+/// a syntax error or a fix that fails the repository's tests gets one repair round (told why,
+/// with the check's redacted output); wrong every time is rejected after `repair_rounds`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_verified_repaired_or_rejected() {
+    let right = "    return total / parts if parts else 0";
+    let syntax_error = "    return total / parts if parts else 0,,)";
+    let still_divides = "    return total / (parts)";
+    let cases: [(&str, Vec<&str>, IncidentState, usize); 4] = [
+        ("right at once", vec![right], IncidentState::Proposed, 1),
+        (
+            "syntax error, then right",
+            vec![syntax_error, right],
+            IncidentState::Proposed,
+            2,
+        ),
+        (
+            "fails the tests, then right",
+            vec![still_divides, right],
+            IncidentState::Proposed,
+            2,
+        ),
+        (
+            "wrong every time",
+            vec![still_divides; 3],
+            IncidentState::Rejected,
+            3,
+        ),
+    ];
+    for (case, answers, expected, requests) in cases {
+        let fixture = fixture();
+        let metrics = MetricsCollector::new();
+        let server = FakeServer::start(answer(still_divides));
+        server.script(answers.iter().map(|new| answer(new)));
+        let knobs = Knobs {
+            verify: VerifySettings {
+                plan: tailfix::remediation::verify::Plan {
+                    syntax_check: true,
+                    command: Some("python3 main.py".to_string()),
+                    limits: tailfix::remediation::verify::Limits {
+                        timeout: Duration::from_secs(60),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                repair_rounds: 2,
+                propose_unverified: false,
+            },
+            ..Knobs::default()
+        };
+        let mut remediator = build_remediator(&fixture, &server, Api::OpenAi, knobs, &metrics);
+        remediator.observe(&crash_entry(&fixture.trace, "node-a"));
+        let store = IncidentStore::new(fixture.state.clone());
+        let incident = wait_until(&mut remediator, &store, |i| {
+            matches!(i.state, IncidentState::Proposed | IncidentState::Rejected)
+        })
+        .await;
+        remediator.shutdown(Duration::from_secs(1)).await;
+        assert_eq!(incident.state, expected, "{case}: {:?}", incident.reason);
+        assert_eq!(server.request_count(), requests, "{case}");
+        let sent = server.requests();
+        for request in &sent {
+            for secret in shop_repo::PLANTED_SECRETS {
+                assert!(
+                    !request.raw.contains(secret),
+                    "{case}: {secret} reached the model"
+                );
+            }
+        }
+        match case {
+            "syntax error, then right" => {
+                assert!(
+                    sent[1]
+                        .raw
+                        .contains("verification failed: syntax shop/cart.py"),
+                    "{case}"
+                );
+                assert!(
+                    sent[1].raw.contains("SyntaxError"),
+                    "{case}: the checker's output"
+                );
+            }
+            "fails the tests, then right" => {
+                assert!(sent[1].raw.contains("verification failed: tests"), "{case}");
+                assert!(sent[1].raw.contains("<previous_answer>"), "{case}");
+            }
+            "wrong every time" => {
+                let reason = incident.reason.clone().unwrap_or_default();
+                assert!(
+                    reason.contains("verification failed: tests (python3 main.py): exited with 1"),
+                    "{reason}"
+                );
+            }
+            _ => {}
+        }
+        if expected == IncidentState::Proposed {
+            let solution = incident.solution.clone().unwrap_or_default();
+            assert_eq!(solution["metadata"]["verified"], json!(true), "{case}");
+            let steps = solution["metadata"]["verification"]["steps"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let summary: Vec<(String, String)> = steps
+                .iter()
+                .map(|s| {
+                    (
+                        s["name"].as_str().unwrap_or_default().to_string(),
+                        s["status"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                summary,
+                [
+                    ("syntax shop/cart.py".to_string(), "passed".to_string()),
+                    ("tests".to_string(), "passed".to_string())
+                ],
+                "{case}"
+            );
+        }
+        repo_untouched(&fixture);
+        assert_eq!(
+            shop_repo::git(&fixture.repo, &["worktree", "list"])
+                .lines()
+                .count(),
+            1,
+            "{case}: no worktree left"
+        );
+    }
 }

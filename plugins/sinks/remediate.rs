@@ -13,7 +13,7 @@ use crate::component::{
 };
 use crate::metrics::MetricsCollector;
 use crate::remediation::context::{ContextBudget, PathMap};
-use crate::remediation::engine::{EngineConfig, Proposer, Remediator, Services};
+use crate::remediation::engine::{EngineConfig, Proposer, Remediator, Services, VerifySettings};
 use crate::remediation::incident::IncidentStore;
 use crate::remediation::model::ModelProvider;
 use crate::remediation::model::service::{BreakerPolicy, ModelService, RetryPolicy};
@@ -23,6 +23,7 @@ use crate::remediation::repository::RepositoryClient;
 use crate::remediation::repository::service::RemoteRepositoryService;
 use crate::remediation::repository::setup::client_from_config;
 use crate::remediation::validate::{Guard, Validator};
+use crate::remediation::verify;
 use crate::settings::{
     ConfigDuration, ModelConfig, ModelOverrides, RepositoryConfig, RepositoryOverrides,
 };
@@ -75,6 +76,70 @@ pub struct RemediateConfig {
     /// Limits on what a fix may touch.
     #[serde(default)]
     pub guard: Guard,
+    /// How a fix is checked before it is proposed.
+    #[serde(default)]
+    pub verify: VerifyConfig,
+}
+
+/// `[sinks.X.verify]`: the checks a fix passes, in a throwaway worktree, before it is proposed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifyConfig {
+    /// Each changed file checked by its language's own tool (skipped where it is not installed).
+    pub syntax_check: bool,
+    /// The repository's tests (`python3 -m pytest -q -x`), run by `sh -c` in the worktree.
+    pub command: Option<String>,
+    /// A command that must fail without the fix and pass with it.
+    pub reproduce: Option<String>,
+    /// The fix must add or change a test that fails on the unfixed code.
+    pub require_test: bool,
+    /// Each command's limit.
+    pub timeout: ConfigDuration,
+    /// Memory of each command, MiB.
+    pub max_memory_mib: u64,
+    pub max_processes: u64,
+    /// Requests after the first, each told why the last answer failed.
+    pub repair_rounds: u32,
+    /// Propose a fix that failed its checks anyway, labelled unverified.
+    pub propose_unverified: bool,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        let limits = verify::Limits::default();
+        VerifyConfig {
+            syntax_check: true,
+            command: None,
+            reproduce: None,
+            require_test: false,
+            timeout: ConfigDuration(limits.timeout),
+            max_memory_mib: limits.max_memory >> 20,
+            max_processes: limits.max_processes,
+            repair_rounds: 2,
+            propose_unverified: false,
+        }
+    }
+}
+
+impl VerifyConfig {
+    fn settings(&self) -> VerifySettings {
+        VerifySettings {
+            plan: verify::Plan {
+                syntax_check: self.syntax_check,
+                command: self.command.clone(),
+                reproduce: self.reproduce.clone(),
+                require_test: self.require_test,
+                limits: verify::Limits {
+                    timeout: self.timeout.0,
+                    max_memory: self.max_memory_mib.saturating_mul(1 << 20),
+                    max_processes: self.max_processes,
+                    ..verify::Limits::default()
+                },
+            },
+            repair_rounds: self.repair_rounds,
+            propose_unverified: self.propose_unverified,
+        }
+    }
 }
 
 /// Container images put the code in one of a few places; each maps to the repository root.
@@ -214,6 +279,7 @@ impl RemediateSink {
             max_attempts: self.config.max_attempts.max(1),
             retry_failed_after: self.config.retry_failed_after.0,
             data_dir,
+            verify: self.config.verify.settings(),
         };
         Remediator::new(config, IncidentStore::new(state), services)
     }

@@ -24,12 +24,68 @@ use super::redact::Redactor;
 use super::report;
 use super::repository::RepositoryClient;
 use super::validate::{FileSource, Validator};
+use super::verify::{self, Checkout, Verification};
 use super::{ProposedFix, Solution};
 use crate::event::{Frame, LogEntry, StackTrace, Value, encode_json};
 use crate::fingerprint::Fingerprinter;
 use crate::fingerprint::template::MinerConfig;
 use crate::metrics::MetricsCollector;
 use crate::time::Timestamp;
+
+/// Start times of model requests, kept for an hour.
+#[derive(Debug, Clone, Default)]
+pub struct RequestLog(Arc<std::sync::Mutex<VecDeque<Instant>>>);
+
+impl RequestLog {
+    fn recent(&self, now: Instant) -> usize {
+        let mut log = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        log.retain(|at| now.duration_since(*at) < Duration::from_secs(3600));
+        log.len()
+    }
+
+    fn record(&self, now: Instant) {
+        let mut log = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        log.push_back(now);
+    }
+
+    /// Records a request if fewer than `limit` were made in the last hour.
+    fn take(&self, now: Instant, limit: u32) -> bool {
+        let taken = self.recent(now) < limit as usize;
+        if taken {
+            self.record(now);
+        }
+        taken
+    }
+}
+
+/// How a fix is checked before it is proposed (`[sinks.X.verify]`).
+#[derive(Debug, Clone)]
+pub struct VerifySettings {
+    pub plan: verify::Plan,
+    /// Requests after the first, each with the reason the last answer failed.
+    pub repair_rounds: u32,
+    /// Propose a fix whose verification failed, labelled unverified.
+    pub propose_unverified: bool,
+}
+
+impl Default for VerifySettings {
+    fn default() -> Self {
+        VerifySettings {
+            plan: verify::Plan {
+                syntax_check: true,
+                ..verify::Plan::default()
+            },
+            repair_rounds: 2,
+            propose_unverified: false,
+        }
+    }
+}
 
 /// When and how much to act.
 #[derive(Debug, Clone)]
@@ -51,6 +107,7 @@ pub struct EngineConfig {
     /// First wait before a failed incident is tried again (doubling each time).
     pub retry_failed_after: Duration,
     pub data_dir: PathBuf,
+    pub verify: VerifySettings,
 }
 
 /// Proposes a validated solution (a branch, a pull or merge request).
@@ -105,8 +162,9 @@ pub struct Remediator {
     services: Arc<Services>,
     live: HashMap<String, Live>,
     in_flight: usize,
-    /// Start times of model requests in the last hour (the budget).
-    requests: VecDeque<Instant>,
+    /// Start times of model requests in the last hour (the budget), shared with the analyses
+    /// (each repair round is a request of its own).
+    requests: RequestLog,
     outcomes: mpsc::UnboundedReceiver<(String, Outcome)>,
     outcome_sender: mpsc::UnboundedSender<(String, Outcome)>,
     fingerprinter: Fingerprinter,
@@ -128,7 +186,7 @@ impl Remediator {
             services: Arc::new(services),
             live: HashMap::new(),
             in_flight: 0,
-            requests: VecDeque::new(),
+            requests: RequestLog::default(),
             outcomes,
             outcome_sender,
             fingerprinter: Fingerprinter::new(
@@ -230,16 +288,8 @@ impl Remediator {
     }
 
     fn within_budget(&self, now: Instant) -> bool {
-        if self.services.model.is_none() {
-            return true;
-        }
-        let hour = Duration::from_secs(3600);
-        let recent = self
-            .requests
-            .iter()
-            .filter(|at| now.duration_since(**at) < hour)
-            .count();
-        recent < self.config.max_requests_per_hour as usize
+        self.services.model.is_none()
+            || self.requests.recent(now) < self.config.max_requests_per_hour as usize
     }
 
     /// Marks the incident `analysing` (written at once) and starts its analysis.
@@ -254,20 +304,18 @@ impl Remediator {
         if let Err(error) = self.store.save(&[&live.incident]) {
             tracing::warn!(%error, "cannot write the incident");
         }
-        let now = Instant::now();
-        self.requests
-            .retain(|at| now.duration_since(*at) < Duration::from_secs(3600));
         if self.services.model.is_some() {
-            self.requests.push_back(now);
+            self.requests.record(Instant::now());
         }
         self.in_flight += 1;
         let incident = live.incident.clone();
         let services = self.services.clone();
         let config = self.config.clone();
         let sender = self.outcome_sender.clone();
+        let requests = self.requests.clone();
         self.tasks.spawn(async move {
             let fingerprint = incident.fingerprint.clone();
-            let outcome = analyse(&config, &services, &incident).await;
+            let outcome = analyse(&config, &services, &incident, &requests).await;
             let _ = sender.send((fingerprint, outcome));
         });
         self.update_gauges();
@@ -481,7 +529,12 @@ impl FileSource for Prefetched {
     }
 }
 
-async fn analyse(config: &EngineConfig, services: &Services, incident: &Incident) -> Outcome {
+async fn analyse(
+    config: &EngineConfig,
+    services: &Services,
+    incident: &Incident,
+    requests: &RequestLog,
+) -> Outcome {
     let trace = sample_trace(&incident.sample);
     // The sample is the entry's JSON line: its metadata holds the trace's keys.
     let stack_trace = StackTrace::deserialize(&incident.sample["metadata"]).ok();
@@ -537,33 +590,128 @@ async fn analyse(config: &EngineConfig, services: &Services, incident: &Incident
             };
         }
     };
-    let response = match model.solve(&request).await {
-        Ok((response, _cached)) => response,
-        Err(error)
-            if !error.is_retryable() && matches!(error, super::model::ModelError::Malformed(_)) =>
-        {
+    let mut request = request;
+    let mut checkout: Option<Checkout> = None;
+    let rounds = 1 + config.verify.repair_rounds;
+    let mut last_failure = String::new();
+    for round in 0..rounds {
+        if round > 0 && !requests.take(Instant::now(), config.max_requests_per_hour) {
             return Outcome::Rejected {
-                reason: format!("the model's answer was rejected: {error}"),
+                reason: format!(
+                    "{last_failure} (no model budget left this hour for a repair round)"
+                ),
                 fix: None,
             };
         }
-        Err(error) => return Outcome::Failed(format!("model request failed: {error}")),
-    };
-    let fix = response.fix;
-    // A model-chosen path is checked before it reaches the repository (a request with the
-    // token): `../../user`, a `#` or `?` in it, `.github/workflows/ci.yml` are never fetched.
-    for edit in &fix.edits {
-        if let Err(reason) = services.validator.check_change_path(&edit.path) {
+        let response = match model.solve(&request).await {
+            Ok((response, _cached)) => response,
+            Err(error)
+                if !error.is_retryable()
+                    && matches!(error, super::model::ModelError::Malformed(_)) =>
+            {
+                let reason = format!("the model's answer was rejected: {error}");
+                if round + 1 < rounds {
+                    request = prompt::repair(&request, None, &reason, None, &redact);
+                    last_failure = reason;
+                    continue;
+                }
+                return Outcome::Rejected { reason, fix: None };
+            }
+            Err(error) => return Outcome::Failed(format!("model request failed: {error}")),
+        };
+        let fix = response.fix;
+        let solution = match checked(services, &fix).await {
+            Checked::Valid(solution) => solution,
+            Checked::Invalid(reason) => {
+                if round + 1 < rounds {
+                    request = prompt::repair(&request, Some(&fix), &reason, None, &redact);
+                    last_failure = reason;
+                    continue;
+                }
+                return Outcome::Rejected {
+                    reason,
+                    fix: Some(fix),
+                };
+            }
+            Checked::Failed(reason) => return Outcome::Failed(reason),
+        };
+        let verification = match run_verification(config, services, &mut checkout, &solution).await
+        {
+            Ok(verification) => verification,
+            Err(error) => return Outcome::Failed(format!("verifying the fix: {error}")),
+        };
+        let redacted_verification = redact_verification(verification, &redact);
+        if let Some(step) = redacted_verification.failure().cloned() {
+            let reason = format!(
+                "verification failed: {} ({}): {}",
+                step.name,
+                step.command,
+                step.reason.as_deref().unwrap_or("failed")
+            );
+            if config.verify.propose_unverified {
+                return propose(
+                    services,
+                    incident,
+                    with_verification(solution, &redacted_verification, false),
+                    &redacted_trace,
+                )
+                .await;
+            }
+            if round + 1 < rounds {
+                request = prompt::repair(
+                    &request,
+                    Some(&fix),
+                    &reason,
+                    Some(&step.output_tail),
+                    &redact,
+                );
+                last_failure = reason;
+                continue;
+            }
             return Outcome::Rejected {
-                reason: format!("the model's answer was rejected: {reason}"),
+                reason: format!("{reason}\n{}", step.output_tail),
                 fix: Some(fix),
             };
+        }
+        return propose(
+            services,
+            incident,
+            with_verification(solution, &redacted_verification, true),
+            &redacted_trace,
+        )
+        .await;
+    }
+    Outcome::Rejected {
+        reason: last_failure,
+        fix: None,
+    }
+}
+
+/// What checking a model's answer against the repository found.
+enum Checked {
+    Valid(Solution),
+    /// The answer is wrong (a path it may not touch, text not found): the model may try again.
+    Invalid(String),
+    /// The repository could not be read: the incident is tried again later.
+    Failed(String),
+}
+
+/// Checks a model's answer: its paths before any request (`../../user`, a `#` or `?` in it,
+/// `.github/workflows/ci.yml` are never fetched with the token), symbolic links, then the edits
+/// against the files they touch.
+async fn checked(services: &Services, fix: &ProposedFix) -> Checked {
+    let Some(model) = &services.model else {
+        return Checked::Failed("no model".to_string());
+    };
+    for edit in &fix.edits {
+        if let Err(reason) = services.validator.check_change_path(&edit.path) {
+            return Checked::Invalid(format!("the model's answer was rejected: {reason}"));
         }
     }
     if let Some(repository) = &services.repository {
         let links = match repository.symlinks().await {
             Ok(links) => links,
-            Err(error) => return Outcome::Failed(format!("listing the repository: {error}")),
+            Err(error) => return Checked::Failed(format!("listing the repository: {error}")),
         };
         let through = |path: &str| {
             links.iter().find(|link| {
@@ -578,13 +726,10 @@ async fn analyse(config: &EngineConfig, services: &Services, incident: &Incident
             .iter()
             .find_map(|edit| through(&edit.path).map(|link| (edit, link)))
         {
-            return Outcome::Rejected {
-                reason: format!(
-                    "the model's answer was rejected: {} is or goes through the symbolic link {link}",
-                    edit.path
-                ),
-                fix: Some(fix),
-            };
+            return Checked::Invalid(format!(
+                "the model's answer was rejected: {} is or goes through the symbolic link {link}",
+                edit.path
+            ));
         }
     }
     let mut files = HashMap::new();
@@ -595,27 +740,88 @@ async fn analyse(config: &EngineConfig, services: &Services, incident: &Incident
         let content = match &services.repository {
             Some(repository) => match repository.get_file(&edit.path).await {
                 Ok(content) => content,
-                Err(error) => return Outcome::Failed(format!("reading {}: {error}", edit.path)),
+                Err(error) => return Checked::Failed(format!("reading {}: {error}", edit.path)),
             },
             None => None,
         };
         files.insert(edit.path.clone(), content);
     }
-    let solution =
-        match model
-            .provider()
-            .validate_solution(&fix, &services.validator, &Prefetched(files))
-        {
-            Ok(solution) => solution,
-            Err(rejection) => {
-                return Outcome::Rejected {
-                    reason: rejection.to_string(),
-                    fix: Some(fix),
-                };
-            }
+    match model
+        .provider()
+        .validate_solution(fix, &services.validator, &Prefetched(files))
+    {
+        Ok(solution) => Checked::Valid(solution),
+        Err(rejection) => Checked::Invalid(rejection.to_string()),
+    }
+}
+
+/// Verifies `solution` in a worktree of the repository (made once per analysis, reused by its
+/// repair rounds); without a repository, nothing can be run.
+async fn run_verification(
+    config: &EngineConfig,
+    services: &Services,
+    checkout: &mut Option<Checkout>,
+    solution: &Solution,
+) -> Result<Verification, verify::VerifyError> {
+    let Some(repository) = &services.repository else {
+        return Ok(Verification::default());
+    };
+    if checkout.is_none() {
+        let made = match repository.checkout().await {
+            Ok(Some((repo, commit))) => Checkout::existing(repo, commit),
+            Ok(None) => Checkout::copy_of(repository.as_ref()).await?,
+            Err(error) => return Err(verify::VerifyError::Copy(error.to_string())),
         };
+        *checkout = Some(made);
+    }
+    let Some(checkout) = checkout.as_ref() else {
+        return Ok(Verification::default());
+    };
+    verify::verify(
+        &checkout.repo,
+        &checkout.commit,
+        &solution.changes,
+        &config.verify.plan,
+    )
+    .await
+}
+
+/// Output tails leave the machine (in the prompt of a repair round, in the change request):
+/// redacted like log text.
+fn redact_verification(
+    mut verification: Verification,
+    redact: &dyn Fn(&str) -> String,
+) -> Verification {
+    for step in &mut verification.steps {
+        step.output_tail = redact(&step.output_tail);
+    }
+    verification
+}
+
+/// The solution with its verification in its metadata (`verification`, `verified`), where the
+/// change request's description finds it.
+fn with_verification(
+    mut solution: Solution,
+    verification: &Verification,
+    verified: bool,
+) -> Solution {
+    if let Ok(steps) = serde_json::to_value(verification) {
+        solution.metadata.insert("verification".to_string(), steps);
+    }
+    solution
+        .metadata
+        .insert("verified".to_string(), serde_json::Value::Bool(verified));
+    solution
+}
+
+async fn propose(
+    services: &Services,
+    incident: &Incident,
+    solution: Solution,
+    redacted_trace: &str,
+) -> Outcome {
     match &services.proposer {
-        Some(proposer) => match proposer.propose(incident, &solution, &redacted_trace).await {
+        Some(proposer) => match proposer.propose(incident, &solution, redacted_trace).await {
             Ok(change_request) => Outcome::Proposed(solution, change_request),
             Err(error) => Outcome::Failed(format!("proposing the change: {error}")),
         },

@@ -8,6 +8,7 @@
 
 use std::fmt::Write;
 
+use super::ProposedFix;
 use super::context::Snippet;
 use super::incident::Incident;
 use super::model::{ModelRequest, fix_schema};
@@ -88,11 +89,50 @@ pub fn build(
     }
 }
 
+/// The request of a repair round: the last request, the answer it got, why that answer was
+/// not accepted and the end of what the failing check printed (redacted, inside a data block
+/// like log text: it is the model's own code's output, not an instruction).
+pub fn repair(
+    previous: &ModelRequest,
+    answer: Option<&ProposedFix>,
+    reason: &str,
+    output_tail: Option<&str>,
+    redact: &dyn Fn(&str) -> String,
+) -> ModelRequest {
+    let mut prompt = previous.prompt.clone();
+    prompt.push_str("\n<previous_answer>\n");
+    match answer.and_then(|fix| serde_json::to_string_pretty(fix).ok()) {
+        Some(json) => prompt.push_str(&neutralize(&redact(&json))),
+        None => prompt.push_str("(not a valid answer)"),
+    }
+    prompt.push_str("\n</previous_answer>\n");
+    let _ = writeln!(
+        prompt,
+        "\nThat answer was not accepted: {}",
+        neutralize(&redact(reason))
+    );
+    if let Some(tail) = output_tail.filter(|tail| !tail.trim().is_empty()) {
+        prompt.push_str("\n<check_output>\n");
+        prompt.push_str(&neutralize(&redact(tail)));
+        prompt.push_str("\n</check_output>\n");
+    }
+    prompt.push_str(
+        "\nAnswer again with a corrected fix, in the same format. Each `old` must be text that is in the file now (the repository is unchanged by your previous answer).\n",
+    );
+    ModelRequest {
+        system: previous.system.clone(),
+        prompt,
+        schema: previous.schema.clone(),
+    }
+}
+
 /// Log text cannot close the data block it sits in.
 fn neutralize(text: &str) -> String {
     text.replace("</log_data>", "</log_data\u{200b}>")
         .replace("<log_data>", "<log_data\u{200b}>")
         .replace("</file>", "</file\u{200b}>")
+        .replace("</previous_answer>", "</previous_answer\u{200b}>")
+        .replace("</check_output>", "</check_output\u{200b}>")
 }
 
 #[cfg(test)]

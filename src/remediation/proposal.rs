@@ -8,6 +8,7 @@ use std::fmt::Write;
 use similar::TextDiff;
 
 use super::incident::Incident;
+use super::verify::{Status, Verification};
 use super::{Operation, Solution};
 
 /// Label put on pull and merge requests.
@@ -95,15 +96,72 @@ pub fn body(incident: &Incident, solution: &Solution, redacted_trace: &str, diff
         "## Diff\n\n```diff\n{}```\n",
         diff.replace("```", "``\u{200b}`")
     );
+    body.push_str(&verification_section(solution));
     let _ = writeln!(
         body,
         "This change was proposed by tailfix from production logs. It was checked against the \
          repository (every edit anchored on text found exactly once, paths and size within limits) \
-         but not run: review and test it before merging.\n"
+         and run as the Verification section says: review it before merging.\n"
     );
     body.push_str(&marker(&incident.fingerprint));
     body.push('\n');
     body
+}
+
+/// `## Verification`: each step the fix went through, its command, how it ended and how long it
+/// took; a fix proposed although a step failed says so first.
+pub fn verification_section(solution: &Solution) -> String {
+    let mut text = String::from("## Verification\n\n");
+    let verification: Verification = solution
+        .metadata
+        .get("verification")
+        .and_then(|value| serde_json::from_value(value.clone()).ok())
+        .unwrap_or_default();
+    let verified = solution
+        .metadata
+        .get("verified")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    if !verified {
+        text.push_str("**Unverified:** a check failed (`verify.propose_unverified` is on).\n\n");
+    }
+    if verification.steps.is_empty() {
+        text.push_str("Nothing was run: no check applies to this change.\n\n");
+        return text;
+    }
+    text.push_str("| Step | Command | Result | Duration |\n| --- | --- | --- | --- |\n");
+    let cell = |value: &str| value.replace('|', "\\|").replace('\n', " ");
+    for step in &verification.steps {
+        let result = match (&step.status, &step.reason) {
+            (Status::Passed, _) => "passed".to_string(),
+            (Status::Failed, Some(reason)) => format!("failed: {reason}"),
+            (Status::Failed, None) => "failed".to_string(),
+            (Status::Skipped, Some(reason)) => format!("skipped: {reason}"),
+            (Status::Skipped, None) => "skipped".to_string(),
+        };
+        let command = if step.command.is_empty() {
+            String::new()
+        } else {
+            format!("`{}`", cell(&step.command))
+        };
+        let _ = writeln!(
+            text,
+            "| {} | {command} | {} | {:.1} s |",
+            cell(&step.name),
+            cell(&result),
+            step.duration_ms as f64 / 1000.0
+        );
+    }
+    if let Some(failed) = verification.failure() {
+        let _ = writeln!(
+            text,
+            "\nOutput of `{}` (end, redacted):\n\n```\n{}\n```",
+            cell(&failed.name),
+            failed.output_tail.replace("```", "``\u{200b}`")
+        );
+    }
+    text.push('\n');
+    text
 }
 
 /// The fingerprint a body's marker names, if any.
