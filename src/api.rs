@@ -206,7 +206,7 @@ async fn list_incidents(State(state): State<ApiState>) -> Response {
 
 async fn get_incident(State(state): State<ApiState>, Path(fingerprint): Path<String>) -> Response {
     match IncidentStore::new(state.state).get(&fingerprint) {
-        Ok(Some(incident)) => axum::Json(incident.to_api_json()).into_response(),
+        Ok(Some(incident)) => axum::Json(incident.to_detail_json()).into_response(),
         Ok(None) => (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"error": "no such incident"})),

@@ -45,6 +45,17 @@ enum Command {
     Incidents {
         #[arg(short, long, default_value = "conf/tailfix.toml")]
         config: PathBuf,
+        #[command(subcommand)]
+        action: Option<IncidentsAction>,
+    },
+}
+
+#[derive(Subcommand)]
+enum IncidentsAction {
+    /// One incident whole: its trace, the code sent, every attempt and its checks.
+    Show {
+        /// Its fingerprint, or the start of it (as the list shows).
+        fingerprint: String,
     },
 }
 
@@ -60,8 +71,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Incidents { config } => match Config::load(&config) {
-            Ok(loaded) => match tailfix::cli::print_incidents(&loaded.global.agent.data_dir) {
+        Command::Incidents { config, action } => match Config::load(&config) {
+            Ok(loaded) => match match action {
+                None => tailfix::cli::print_incidents(&loaded.global.agent.data_dir),
+                Some(IncidentsAction::Show { fingerprint }) => {
+                    tailfix::cli::print_incident(&loaded.global.agent.data_dir, &fingerprint)
+                }
+            } {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("error: {error}");

@@ -105,6 +105,9 @@ const MIGRATIONS: &[&str] = &[
         last_seen      INTEGER NOT NULL
     );
     ",
+    "
+    ALTER TABLE incidents ADD COLUMN history TEXT NOT NULL DEFAULT '[]';
+    ",
 ];
 
 impl StateStore {

@@ -114,6 +114,49 @@ inputs = ["incidents"]
             .ends_with(&branch)
     );
 
+    // The incident whole: every attempt, its checks and the code sent (API and CLI).
+    let (status, body) =
+        common::http_get(api, &format!("/api/v1/incidents/{fingerprint}")).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let detail: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(detail["history"][0]["outcome"], "verified", "{detail:#}");
+    assert_eq!(
+        detail["history"][0]["verification"]["steps"][0]["name"],
+        "syntax shop/cart.py"
+    );
+    assert!(
+        detail["trace"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ZeroDivisionError")
+    );
+    let shown = std::process::Command::new(env!("CARGO_BIN_EXE_tailfix"))
+        .current_dir(dir.path())
+        .args([
+            "incidents",
+            "-c",
+            "tailfix.toml",
+            "show",
+            &fingerprint[..12],
+        ])
+        .output()
+        .unwrap();
+    let shown_text = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "{shown:?}");
+    for expected in [
+        "state           proposed",
+        "code sent:\n  shop/cart.py:",
+        "attempt 1 (request 1 of its analysis, ",
+        "): verified",
+        "  edit shop/cart.py:\n    -     return total / parts\n    +     return total / parts if parts else 0",
+        "  check syntax shop/cart.py [python3 -m py_compile shop/cart.py] passed",
+    ] {
+        assert!(
+            shown_text.contains(expected),
+            "`{expected}` in:\n{shown_text}"
+        );
+    }
+
     // One commit on top of main, whose diff is exactly the fix.
     assert_eq!(
         git(&repo, &["rev-list", "--count", &format!("main..{branch}")]).trim(),

@@ -1007,6 +1007,39 @@ async fn answers_are_verified_repaired_or_rejected() {
             }
             _ => {}
         }
+        // Every answer is on the incident, with its outcome, its checks and the code sent.
+        let outcomes: Vec<&str> = incident
+            .history
+            .iter()
+            .map(|a| a.outcome.as_str())
+            .collect();
+        let expected_outcomes: &[&str] = match case {
+            "right at once" => &["verified"],
+            "syntax error, then right" | "fails the tests, then right" => {
+                &["verification_failed", "verified"]
+            }
+            _ => &["verification_failed"; 3],
+        };
+        assert_eq!(outcomes, expected_outcomes, "{case}");
+        assert!(
+            incident
+                .history
+                .iter()
+                .all(|a| a.context.iter().any(|c| c.path == "shop/cart.py")),
+            "{case}: the code sent is recorded"
+        );
+        let detail = incident.to_detail_json();
+        assert_eq!(
+            detail["history"].as_array().map(Vec::len),
+            Some(requests),
+            "{case}"
+        );
+        assert!(
+            detail["trace"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("ZeroDivisionError")
+        );
         if expected == IncidentState::Proposed {
             let solution = incident.solution.clone().unwrap_or_default();
             assert_eq!(solution["metadata"]["verified"], json!(true), "{case}");

@@ -45,6 +45,7 @@ fn incident() -> Incident {
         attempts: 1,
         last_action_at: None,
         next_attempt_at: None,
+        history: Vec::new(),
     }
 }
 

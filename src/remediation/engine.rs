@@ -17,7 +17,9 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::context::{self, ContextBudget, PathMap};
-use super::incident::{ChangeRequestRef, Incident, IncidentState, IncidentStore};
+use super::incident::{
+    Attempt, ChangeRequestRef, ContextRange, Incident, IncidentState, IncidentStore, MAX_HISTORY,
+};
 use super::model::service::ModelService;
 use super::prompt;
 use super::redact::Redactor;
@@ -165,8 +167,8 @@ pub struct Remediator {
     /// Start times of model requests in the last hour (the budget), shared with the analyses
     /// (each repair round is a request of its own).
     requests: RequestLog,
-    outcomes: mpsc::UnboundedReceiver<(String, Outcome)>,
-    outcome_sender: mpsc::UnboundedSender<(String, Outcome)>,
+    outcomes: mpsc::UnboundedReceiver<(String, Outcome, Vec<Attempt>)>,
+    outcome_sender: mpsc::UnboundedSender<(String, Outcome, Vec<Attempt>)>,
     fingerprinter: Fingerprinter,
     tasks: tokio::task::JoinSet<()>,
 }
@@ -315,16 +317,17 @@ impl Remediator {
         let requests = self.requests.clone();
         self.tasks.spawn(async move {
             let fingerprint = incident.fingerprint.clone();
-            let outcome = analyse(&config, &services, &incident, &requests).await;
-            let _ = sender.send((fingerprint, outcome));
+            let mut history = Vec::new();
+            let outcome = analyse(&config, &services, &incident, &requests, &mut history).await;
+            let _ = sender.send((fingerprint, outcome, history));
         });
         self.update_gauges();
     }
 
     /// Writes what changed, applies finished analyses, starts incidents that became due.
     pub fn tick(&mut self) {
-        while let Ok((fingerprint, outcome)) = self.outcomes.try_recv() {
-            self.apply(&fingerprint, outcome);
+        while let Ok((fingerprint, outcome, history)) = self.outcomes.try_recv() {
+            self.apply(&fingerprint, outcome, history);
         }
         let now = Instant::now();
         let waiting: Vec<String> = self
@@ -367,7 +370,9 @@ impl Remediator {
         let deadline = tokio::time::Instant::now() + timeout;
         while self.in_flight > 0 {
             match tokio::time::timeout_at(deadline, self.outcomes.recv()).await {
-                Ok(Some((fingerprint, outcome))) => self.apply(&fingerprint, outcome),
+                Ok(Some((fingerprint, outcome, history))) => {
+                    self.apply(&fingerprint, outcome, history)
+                }
                 _ => break,
             }
         }
@@ -375,12 +380,15 @@ impl Remediator {
         self.tasks.abort_all();
     }
 
-    fn apply(&mut self, fingerprint: &str, outcome: Outcome) {
+    fn apply(&mut self, fingerprint: &str, outcome: Outcome, history: Vec<Attempt>) {
         self.in_flight = self.in_flight.saturating_sub(1);
         let Some(live) = self.live.get_mut(fingerprint) else {
             return;
         };
         let incident = &mut live.incident;
+        incident.history.extend(history);
+        let excess = incident.history.len().saturating_sub(MAX_HISTORY);
+        incident.history.drain(..excess);
         match outcome {
             Outcome::Reported(path) => {
                 incident.state = IncidentState::Open;
@@ -492,6 +500,7 @@ fn new_incident(
         attempts: 0,
         last_action_at: None,
         next_attempt_at: None,
+        history: Vec::new(),
     }
 }
 
@@ -534,6 +543,7 @@ async fn analyse(
     services: &Services,
     incident: &Incident,
     requests: &RequestLog,
+    history: &mut Vec<Attempt>,
 ) -> Outcome {
     let trace = sample_trace(&incident.sample);
     // The sample is the entry's JSON line: its metadata holds the trace's keys.
@@ -590,6 +600,31 @@ async fn analyse(
             };
         }
     };
+    let context: Vec<ContextRange> = snippets
+        .iter()
+        .map(|snippet| ContextRange {
+            path: snippet.path.clone(),
+            start_line: snippet.start_line,
+            end_line: snippet.end_line,
+            note: snippet.note.clone(),
+        })
+        .collect();
+    let mut record = |round: u32,
+                      outcome: &str,
+                      reason: Option<&str>,
+                      fix: Option<&ProposedFix>,
+                      verification: Option<&Verification>| {
+        history.push(Attempt {
+            at: Timestamp::now().to_rfc3339(),
+            request: round + 1,
+            outcome: outcome.to_string(),
+            reason: reason.map(str::to_string),
+            summary: fix.map(|fix| redact(&fix.summary)),
+            edits: fix.map(|fix| fix.edits.clone()).unwrap_or_default(),
+            verification: verification.cloned(),
+            context: context.clone(),
+        });
+    };
     let mut request = request;
     let mut checkout: Option<Checkout> = None;
     let rounds = 1 + config.verify.repair_rounds;
@@ -610,6 +645,7 @@ async fn analyse(
                     && matches!(error, super::model::ModelError::Malformed(_)) =>
             {
                 let reason = format!("the model's answer was rejected: {error}");
+                record(round, "malformed", Some(&reason), None, None);
                 if round + 1 < rounds {
                     request = prompt::repair(&request, None, &reason, None, &redact);
                     last_failure = reason;
@@ -623,6 +659,7 @@ async fn analyse(
         let solution = match checked(services, &fix).await {
             Checked::Valid(solution) => solution,
             Checked::Invalid(reason) => {
+                record(round, "invalid", Some(&reason), Some(&fix), None);
                 if round + 1 < rounds {
                     request = prompt::repair(&request, Some(&fix), &reason, None, &redact);
                     last_failure = reason;
@@ -649,6 +686,13 @@ async fn analyse(
                 step.reason.as_deref().unwrap_or("failed")
             );
             if config.verify.propose_unverified {
+                record(
+                    round,
+                    "unverified",
+                    Some(&reason),
+                    Some(&fix),
+                    Some(&redacted_verification),
+                );
                 return propose(
                     services,
                     incident,
@@ -657,6 +701,13 @@ async fn analyse(
                 )
                 .await;
             }
+            record(
+                round,
+                "verification_failed",
+                Some(&reason),
+                Some(&fix),
+                Some(&redacted_verification),
+            );
             if round + 1 < rounds {
                 request = prompt::repair(
                     &request,
@@ -673,6 +724,13 @@ async fn analyse(
                 fix: Some(fix),
             };
         }
+        record(
+            round,
+            "verified",
+            None,
+            Some(&fix),
+            Some(&redacted_verification),
+        );
         return propose(
             services,
             incident,

@@ -83,9 +83,59 @@ pub struct Incident {
     pub attempts: u32,
     pub last_action_at: Option<Timestamp>,
     pub next_attempt_at: Option<Timestamp>,
+    /// Every answer a model gave for this incident and what became of it, oldest first (the
+    /// last [`MAX_HISTORY`]).
+    pub history: Vec<Attempt>,
+}
+
+/// Answers kept per incident.
+pub const MAX_HISTORY: usize = 20;
+
+/// One model answer and what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// When it was checked (RFC 3339).
+    pub at: String,
+    /// Its place among the requests of one analysis: 1, then each repair round.
+    pub request: u32,
+    /// `verified`, `unverified` (proposed though a check failed), `invalid` (its edits did
+    /// not apply), `verification_failed`, `malformed` (not an answer).
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub summary: Option<String>,
+    pub edits: Vec<super::ProposedEdit>,
+    /// The checks run, with the end of their output (redacted).
+    pub verification: Option<super::verify::Verification>,
+    /// The code sent with the request: file and lines.
+    pub context: Vec<ContextRange>,
+}
+
+/// Lines of one file sent to the model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextRange {
+    pub path: String,
+    pub start_line: usize,
+    pub end_line: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Incident {
+    /// Every field, for `GET /api/v1/incidents/{fingerprint}` and `tailfix incidents show`:
+    /// the list's fields, the trace, the solution and every attempt.
+    pub fn to_detail_json(&self) -> serde_json::Value {
+        let mut detail = self.to_api_json();
+        detail["trace"] = self
+            .sample
+            .get("error_trace")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        detail["solution"] = self.solution.clone().unwrap_or(serde_json::Value::Null);
+        detail["attempts"] = json!(self.attempts);
+        detail["history"] = serde_json::to_value(&self.history).unwrap_or_default();
+        detail
+    }
+
     /// The JSON shape of `GET /api/v1/incidents` (DESIGN §5).
     pub fn to_api_json(&self) -> serde_json::Value {
         json!({
@@ -112,7 +162,7 @@ pub struct IncidentStore {
 
 const COLUMNS: &str = "fingerprint, title, state, count, first_seen, last_seen, nodes, exception, \
      top_frame, sample, solution, reason, change_request_id, change_request_url, attempts, \
-     last_action_at, next_attempt_at";
+     last_action_at, next_attempt_at, history";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Incident> {
     let nodes: String = row.get(6)?;
@@ -140,6 +190,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Incident> {
         attempts: row.get::<_, i64>(14)?.max(0) as u32,
         last_action_at: row.get::<_, Option<i64>>(15)?.map(Timestamp),
         next_attempt_at: row.get::<_, Option<i64>>(16)?.map(Timestamp),
+        history: serde_json::from_str(&row.get::<_, String>(17)?).unwrap_or_default(),
     })
 }
 
@@ -182,7 +233,7 @@ impl IncidentStore {
             {
                 let mut upsert = transaction.prepare_cached(&format!(
                     "INSERT INTO incidents ({COLUMNS}, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
                      ON CONFLICT (fingerprint) DO UPDATE SET
                         title = excluded.title, state = excluded.state, count = excluded.count,
                         first_seen = excluded.first_seen, last_seen = excluded.last_seen,
@@ -192,7 +243,8 @@ impl IncidentStore {
                         change_request_id = excluded.change_request_id,
                         change_request_url = excluded.change_request_url,
                         attempts = excluded.attempts, last_action_at = excluded.last_action_at,
-                        next_attempt_at = excluded.next_attempt_at, updated_at = excluded.updated_at"
+                        next_attempt_at = excluded.next_attempt_at, history = excluded.history,
+                        updated_at = excluded.updated_at"
                 ))?;
                 for incident in incidents {
                     upsert.execute(params![
@@ -213,6 +265,7 @@ impl IncidentStore {
                         i64::from(incident.attempts),
                         incident.last_action_at.map(|t| t.0),
                         incident.next_attempt_at.map(|t| t.0),
+                        serde_json::to_string(&incident.history).unwrap_or_else(|_| "[]".to_string()),
                         now,
                     ])?;
                 }
@@ -257,6 +310,7 @@ mod tests {
             reason: None,
             change_request: None,
             attempts: 0,
+            history: Vec::new(),
             last_action_at: None,
             next_attempt_at: None,
         }

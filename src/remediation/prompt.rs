@@ -162,6 +162,7 @@ mod tests {
             attempts: 0,
             last_action_at: None,
             next_attempt_at: None,
+            history: Vec::new(),
         };
         let snippet = Snippet {
             path: "shop/cart.py".to_string(),
