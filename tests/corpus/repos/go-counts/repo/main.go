@@ -1,0 +1,8 @@
+package main
+
+import "fmt"
+
+func main() {
+	var c Counter
+	fmt.Println(c.Add("go"))
+}

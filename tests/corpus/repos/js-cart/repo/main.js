@@ -1,0 +1,3 @@
+const { total } = require('./cart');
+
+console.log(total({ id: 7 }));

@@ -1,0 +1,3 @@
+const { parseSettings } = require('./settings');
+
+console.log(parseSettings(''));

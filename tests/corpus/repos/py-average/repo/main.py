@@ -1,0 +1,3 @@
+from stats import report
+
+print(report([]))

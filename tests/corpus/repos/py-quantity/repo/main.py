@@ -1,0 +1,3 @@
+from orders import total
+
+print(total(5, " "))

@@ -1,0 +1,3 @@
+require_relative 'lib/invoice'
+
+puts Invoice.new([{ price: 3, qty: 2 }, { qty: 1 }]).total

@@ -1,0 +1,3 @@
+require_relative 'lib/bill'
+
+puts Bill.share(1000, 0)
