@@ -17,7 +17,9 @@ use tailfix::event::{Level, LogEntry, Value};
 use tailfix::metrics::MetricsCollector;
 use tailfix::parse::trace::annotate;
 use tailfix::remediation::context::{ContextBudget, PathMap};
-use tailfix::remediation::engine::{EngineConfig, Proposer, Remediator, Services, VerifySettings};
+use tailfix::remediation::engine::{
+    EngineConfig, Proposer, Remediator, Services, ToolSettings, VerifySettings,
+};
 use tailfix::remediation::incident::{IncidentState, IncidentStore};
 use tailfix::remediation::model::anthropic::AnthropicProvider;
 use tailfix::remediation::model::openai::OpenAiProvider;
@@ -90,6 +92,7 @@ struct Knobs {
     /// Propose to `repository` (a change request), not only analyse.
     propose: bool,
     verify: VerifySettings,
+    tools: ToolSettings,
 }
 
 impl Default for Knobs {
@@ -107,6 +110,7 @@ impl Default for Knobs {
             repository: None,
             propose: false,
             verify: VerifySettings::default(),
+            tools: ToolSettings::default(),
         }
     }
 }
@@ -185,6 +189,7 @@ fn build_remediator(
         retry_failed_after: knobs.retry_failed_after,
         data_dir: fixture.data_dir.clone(),
         verify: knobs.verify.clone(),
+        tools: knobs.tools.clone(),
     };
     Remediator::new(config, IncidentStore::new(fixture.state.clone()), services).unwrap()
 }
@@ -1073,5 +1078,164 @@ async fn answers_are_verified_repaired_or_rejected() {
             1,
             "{case}: no worktree left"
         );
+    }
+}
+
+/// With tools on, the model reads the repository before it answers, through each provider's
+/// own tool-calling format: the results go back as `role: "tool"` messages (OpenAI) or
+/// `tool_result` blocks (Anthropic), confined to the repository and its guard, redacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_calls_read_the_repository_before_the_answer() {
+    use common::fake_model::{anthropic_tool_uses, openai_tool_calls};
+    for api in ["openai", "anthropic"] {
+        let fixture = fixture();
+        let metrics = MetricsCollector::new();
+        let server = FakeServer::start(error_reply(500, "unscripted"));
+        let (first, second, last) = if api == "openai" {
+            (
+                openai_tool_calls(&[
+                    (
+                        "call_1",
+                        "read_file",
+                        json!({"path": "shop/cart.py", "start_line": 1, "end_line": 6}),
+                    ),
+                    ("call_2", "read_file", json!({"path": "../../etc/passwd"})),
+                    (
+                        "call_3",
+                        "grep",
+                        json!({"pattern": "def check\\w+", "path": ""}),
+                    ),
+                ]),
+                openai_tool_calls(&[("call_4", "list_files", json!({"path": "shop"}))]),
+                openai_reply(&fix_json().to_string()),
+            )
+        } else {
+            (
+                anthropic_tool_uses(&[
+                    (
+                        "toolu_1",
+                        "read_file",
+                        json!({"path": "shop/cart.py", "start_line": 1, "end_line": 6}),
+                    ),
+                    ("toolu_2", "read_file", json!({"path": "../../etc/passwd"})),
+                    (
+                        "toolu_3",
+                        "grep",
+                        json!({"pattern": "def check\\w+", "path": ""}),
+                    ),
+                ]),
+                anthropic_tool_uses(&[("toolu_4", "list_files", json!({"path": "shop"}))]),
+                anthropic_reply(fix_json()),
+            )
+        };
+        server.script([first, second, last]);
+        let knobs = Knobs {
+            tools: ToolSettings {
+                enabled: true,
+                ..ToolSettings::default()
+            },
+            ..Knobs::default()
+        };
+        let api_kind = if api == "openai" {
+            Api::OpenAi
+        } else {
+            Api::Anthropic
+        };
+        let mut remediator = build_remediator(&fixture, &server, api_kind, knobs, &metrics);
+        remediator.observe(&crash_entry(&fixture.trace, "node-a"));
+        let store = IncidentStore::new(fixture.state.clone());
+        let incident = wait_until(&mut remediator, &store, |i| {
+            matches!(
+                i.state,
+                IncidentState::Proposed | IncidentState::Rejected | IncidentState::Failed
+            )
+        })
+        .await;
+        remediator.shutdown(Duration::from_secs(1)).await;
+        assert_eq!(
+            incident.state,
+            IncidentState::Proposed,
+            "{api}: {:?}",
+            incident.reason
+        );
+        let sent = server.requests();
+        assert_eq!(sent.len(), 3, "{api}");
+        let names: Vec<&str> = sent[0].body["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|tool| {
+                tool["name"]
+                    .as_str()
+                    .or(tool["function"]["name"].as_str())
+                    .unwrap_or_default()
+            })
+            .collect();
+        for tool in ["read_file", "grep", "list_files"] {
+            assert!(names.contains(&tool), "{api}: {names:?}");
+        }
+        // The second request carries the first round's calls and their results, in order.
+        let messages = sent[1].body["messages"].as_array().unwrap();
+        let results: Vec<(String, String)> = if api == "openai" {
+            assert_eq!(sent[0].body["tool_choice"], "auto");
+            let assistant = &messages[2];
+            assert_eq!(assistant["role"], "assistant");
+            assert_eq!(assistant["tool_calls"].as_array().map(Vec::len), Some(3));
+            messages[3..]
+                .iter()
+                .map(|m| {
+                    assert_eq!(m["role"], "tool");
+                    (
+                        m["tool_call_id"].as_str().unwrap().to_string(),
+                        m["content"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        } else {
+            assert_eq!(sent[0].body["tool_choice"]["type"], "any");
+            assert_eq!(messages[1]["role"], "assistant");
+            assert_eq!(messages[1]["content"][0]["type"], "tool_use");
+            assert_eq!(messages[2]["role"], "user");
+            messages[2]["content"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|block| {
+                    assert_eq!(block["type"], "tool_result");
+                    (
+                        block["tool_use_id"].as_str().unwrap().to_string(),
+                        block["content"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        };
+        let prefix = if api == "openai" { "call_" } else { "toolu_" };
+        let ids: Vec<String> = results.iter().map(|(id, _)| id.clone()).collect();
+        assert_eq!(ids, [1, 2, 3].map(|n| format!("{prefix}{n}")), "{api}");
+        assert!(
+            results[0].1.contains("    5      return total / parts"),
+            "{api}: {}",
+            results[0].1
+        );
+        assert!(
+            results[1].1.starts_with("refused:"),
+            "{api}: {}",
+            results[1].1
+        );
+        assert!(
+            results[2].1.contains("shop/cart.py:8: def checkout(cart):"),
+            "{api}: {}",
+            results[2].1
+        );
+        assert!(
+            sent[2].raw.contains("shop/cart.py"),
+            "{api}: the listing reached the model"
+        );
+        for request in &sent {
+            for secret in shop_repo::PLANTED_SECRETS {
+                assert!(!request.raw.contains(secret), "{api}: {secret}");
+            }
+        }
+        repo_untouched(&fixture);
     }
 }

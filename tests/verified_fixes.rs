@@ -22,7 +22,9 @@ use tailfix::event::LogEntry;
 use tailfix::metrics::MetricsCollector;
 use tailfix::parse::trace::annotate;
 use tailfix::remediation::context::{ContextBudget, PathMap};
-use tailfix::remediation::engine::{EngineConfig, Remediator, Services, VerifySettings};
+use tailfix::remediation::engine::{
+    EngineConfig, Remediator, Services, ToolSettings, VerifySettings,
+};
 use tailfix::remediation::incident::{Incident, IncidentState, IncidentStore};
 use tailfix::remediation::model::openai::OpenAiProvider;
 use tailfix::remediation::model::service::{BreakerPolicy, ModelService, RetryPolicy};
@@ -152,6 +154,7 @@ fn remediator(repo: &Path, data_dir: &Path, server: &FakeServer, command: &str) 
             repair_rounds: 2,
             propose_unverified: false,
         },
+        tools: ToolSettings::default(),
     };
     Remediator::new(config, IncidentStore::new(state), services).unwrap()
 }

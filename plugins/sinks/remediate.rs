@@ -13,7 +13,9 @@ use crate::component::{
 };
 use crate::metrics::MetricsCollector;
 use crate::remediation::context::{ContextBudget, PathMap};
-use crate::remediation::engine::{EngineConfig, Proposer, Remediator, Services, VerifySettings};
+use crate::remediation::engine::{
+    EngineConfig, Proposer, Remediator, Services, ToolSettings, VerifySettings,
+};
 use crate::remediation::incident::IncidentStore;
 use crate::remediation::model::ModelProvider;
 use crate::remediation::model::service::{BreakerPolicy, ModelService, RetryPolicy};
@@ -79,6 +81,32 @@ pub struct RemediateConfig {
     /// How a fix is checked before it is proposed.
     #[serde(default)]
     pub verify: VerifyConfig,
+    /// What the model may read beyond the context sent.
+    #[serde(default)]
+    pub context: ContextConfig,
+}
+
+/// `[sinks.X.context]`: the model may read the repository itself, with tools (opt-in).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContextConfig {
+    /// `read_file`, `grep` and `list_files`, through the provider's tool calling.
+    pub tools: bool,
+    /// Rounds of tool calls before the model must answer (each is a model request).
+    pub max_tool_rounds: u32,
+    /// Bytes of tool results per analysis.
+    pub max_tool_bytes: usize,
+}
+
+impl Default for ContextConfig {
+    fn default() -> Self {
+        let defaults = ToolSettings::default();
+        ContextConfig {
+            tools: defaults.enabled,
+            max_tool_rounds: defaults.max_tool_rounds,
+            max_tool_bytes: defaults.max_tool_bytes,
+        }
+    }
 }
 
 /// `[sinks.X.verify]`: the checks a fix passes, in a throwaway worktree, before it is proposed.
@@ -280,6 +308,11 @@ impl RemediateSink {
             retry_failed_after: self.config.retry_failed_after.0,
             data_dir,
             verify: self.config.verify.settings(),
+            tools: ToolSettings {
+                enabled: self.config.context.tools,
+                max_tool_rounds: self.config.context.max_tool_rounds,
+                max_tool_bytes: self.config.context.max_tool_bytes,
+            },
         };
         Remediator::new(config, IncidentStore::new(state), services)
     }

@@ -21,10 +21,12 @@ use super::incident::{
     Attempt, ChangeRequestRef, ContextRange, Incident, IncidentState, IncidentStore, MAX_HISTORY,
 };
 use super::model::service::ModelService;
+use super::model::{ModelError, ModelRequest, ToolTurn};
 use super::prompt;
 use super::redact::Redactor;
 use super::report;
 use super::repository::RepositoryClient;
+use super::tools;
 use super::validate::{FileSource, Validator};
 use super::verify::{self, Checkout, Verification};
 use super::{ProposedFix, Solution};
@@ -89,6 +91,26 @@ impl Default for VerifySettings {
     }
 }
 
+/// The tools a model may call before it answers (`[sinks.X.context]`): opt-in.
+#[derive(Debug, Clone)]
+pub struct ToolSettings {
+    pub enabled: bool,
+    /// Rounds of tool calls before the model must answer.
+    pub max_tool_rounds: u32,
+    /// Bytes of tool results per analysis.
+    pub max_tool_bytes: usize,
+}
+
+impl Default for ToolSettings {
+    fn default() -> Self {
+        ToolSettings {
+            enabled: false,
+            max_tool_rounds: 5,
+            max_tool_bytes: 64 * 1024,
+        }
+    }
+}
+
 /// When and how much to act.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -110,6 +132,7 @@ pub struct EngineConfig {
     pub retry_failed_after: Duration,
     pub data_dir: PathBuf,
     pub verify: VerifySettings,
+    pub tools: ToolSettings,
 }
 
 /// Proposes a validated solution (a branch, a pull or merge request).
@@ -638,8 +661,8 @@ async fn analyse(
                 fix: None,
             };
         }
-        let response = match model.solve(&request).await {
-            Ok((response, _cached)) => response,
+        let response = match ask(config, services, model, &request, requests, &redact).await {
+            Ok(response) => response,
             Err(error)
                 if !error.is_retryable()
                     && matches!(error, super::model::ModelError::Malformed(_)) =>
@@ -743,6 +766,57 @@ async fn analyse(
         reason: last_failure,
         fix: None,
     }
+}
+
+/// The model's answer to `request`; with tools on, after the rounds of tool calls it makes
+/// first (each a request of its own, within the hourly budget), their results sent back.
+async fn ask(
+    config: &EngineConfig,
+    services: &Services,
+    model: &ModelService,
+    request: &ModelRequest,
+    requests: &RequestLog,
+    redact: &(dyn Fn(&str) -> String + Send + Sync),
+) -> Result<super::model::ModelResponse, ModelError> {
+    let repository = match &services.repository {
+        Some(repository) if config.tools.enabled => repository,
+        _ => return model.solve(request).await.map(|(response, _)| response),
+    };
+    let mut conversation = request.clone();
+    conversation.tools = tools::specs();
+    let mut runner = tools::ToolRunner::new(
+        repository.as_ref(),
+        &services.validator,
+        redact,
+        config.tools.max_tool_bytes,
+    );
+    let rounds = config.tools.max_tool_rounds;
+    for round in 0..=rounds {
+        if round > 0 && !requests.take(Instant::now(), config.max_requests_per_hour) {
+            return Err(ModelError::Budget(config.max_requests_per_hour));
+        }
+        conversation.final_round = round == rounds;
+        let (response, _cached) = model.solve(&conversation).await?;
+        if response.tool_calls.is_empty() {
+            return Ok(response);
+        }
+        if conversation.final_round {
+            return Err(ModelError::Malformed(
+                "the model called tools when it had to answer".to_string(),
+            ));
+        }
+        let mut results = Vec::new();
+        for call in &response.tool_calls {
+            results.push(runner.run(call).await);
+        }
+        conversation.turns.push(ToolTurn {
+            calls: response.tool_calls,
+            results,
+        });
+    }
+    Err(ModelError::Malformed(
+        "no answer after the tool rounds".to_string(),
+    ))
 }
 
 /// What checking a model's answer against the repository found.

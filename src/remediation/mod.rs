@@ -4,7 +4,7 @@
 //! steps, one module each: incidents and their state (`incident`), when to act and the analysis
 //! itself (`engine`: occurrences in a window, cooldown, concurrency, the hourly model budget),
 //! the source code around the failing frames (`context`), read by the shape of its blocks
-//! (`scope`), removing secrets before anything
+//! (`scope`), the tools a model may call to read more (`tools`), removing secrets before anything
 //! leaves the machine (`redact`), the prompt (`prompt`), asking a model (`model`), checking its
 //! answer (`validate`) and running it (`verify`), the repository it reads from and proposes to (`repository`), the change
 //! request's text (`proposal`), and what a report-only incident writes (`report`).
@@ -19,6 +19,7 @@ pub mod redact;
 pub mod report;
 pub mod repository;
 pub mod scope;
+pub mod tools;
 pub mod validate;
 pub mod verify;
 
@@ -31,7 +32,7 @@ use serde::{Deserialize, Serialize};
 pub struct SetupError(pub String);
 
 /// What a model proposes: content-anchored edits, no line numbers (DESIGN §6.6).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProposedFix {
     pub summary: String,
     pub root_cause: String,

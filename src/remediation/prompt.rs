@@ -86,6 +86,9 @@ pub fn build(
         system: SYSTEM.to_string(),
         prompt,
         schema: fix_schema(),
+        tools: Vec::new(),
+        turns: Vec::new(),
+        final_round: false,
     }
 }
 
@@ -123,6 +126,9 @@ pub fn repair(
         system: previous.system.clone(),
         prompt,
         schema: previous.schema.clone(),
+        tools: previous.tools.clone(),
+        turns: Vec::new(),
+        final_round: false,
     }
 }
 

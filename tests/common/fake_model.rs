@@ -89,6 +89,54 @@ pub fn openai_reply(content: &str) -> Reply {
     )
 }
 
+/// A Chat Completions answer that calls tools: `(id, name, arguments)` each.
+pub fn openai_tool_calls(calls: &[(&str, &str, serde_json::Value)]) -> Reply {
+    let calls: Vec<serde_json::Value> = calls
+        .iter()
+        .map(|(id, name, arguments)| {
+            json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments.to_string()}})
+        })
+        .collect();
+    Reply::json(
+        200,
+        json!({
+            "id": "chatcmpl-tools",
+            "object": "chat.completion",
+            "created": 1_767_225_600,
+            "model": "test-model",
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": null, "tool_calls": calls, "refusal": null},
+                "finish_reason": "tool_calls"
+            }],
+            "usage": {"prompt_tokens": 900, "completion_tokens": 40, "total_tokens": 940}
+        }),
+    )
+}
+
+/// A Messages answer that calls tools other than `propose_fix`: `(id, name, input)` each.
+pub fn anthropic_tool_uses(uses: &[(&str, &str, serde_json::Value)]) -> Reply {
+    let blocks: Vec<serde_json::Value> = uses
+        .iter()
+        .map(
+            |(id, name, input)| json!({"type": "tool_use", "id": id, "name": name, "input": input}),
+        )
+        .collect();
+    Reply::json(
+        200,
+        json!({
+            "id": "msg_tools",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-test",
+            "content": blocks,
+            "stop_reason": "tool_use",
+            "stop_sequence": null,
+            "usage": {"input_tokens": 900, "output_tokens": 40}
+        }),
+    )
+}
+
 /// A Messages answer that calls the `propose_fix` tool with `input`.
 pub fn anthropic_reply(input: serde_json::Value) -> Reply {
     Reply::json(

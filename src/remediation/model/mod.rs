@@ -22,12 +22,45 @@ pub struct ModelRequest {
     pub system: String,
     pub prompt: String,
     pub schema: serde_json::Value,
+    /// Tools the model may call before it answers (empty: none).
+    pub tools: Vec<ToolSpec>,
+    /// The tool calls made so far and what they returned, oldest first.
+    pub turns: Vec<ToolTurn>,
+    /// No more tool calls: the model must answer now.
+    pub final_round: bool,
+}
+
+/// A tool the model may call: its name, what it does, and the JSON schema of its input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub parameters: serde_json::Value,
+}
+
+/// One call a model made: the provider's id for it, the tool, its input.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: serde_json::Value,
+}
+
+/// One round of tool use: the calls of one answer and what each returned, in order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ToolTurn {
+    pub calls: Vec<ToolCall>,
+    pub results: Vec<String>,
 }
 
 /// A parsed answer and what it cost.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelResponse {
+    /// The answer; empty when the model called tools instead (`tool_calls`).
     pub fix: ProposedFix,
+    /// Tools the model called instead of answering.
+    #[serde(default)]
+    pub tool_calls: Vec<ToolCall>,
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub model: String,

@@ -138,13 +138,25 @@ impl ModelService {
     pub fn cache_key(&self, request: &ModelRequest) -> String {
         let info = self.provider.model_info();
         let schema = request.schema.to_string();
-        let hash = fnv1a_128(&[
+        // A conversation with tools is keyed by its tools and every turn so far too.
+        let tools: Vec<&str> = request.tools.iter().map(|tool| tool.name).collect();
+        let turns = serde_json::to_string(&request.turns).unwrap_or_default();
+        let conversation = if tools.is_empty() && request.turns.is_empty() {
+            String::new()
+        } else {
+            format!("{}|{turns}|{}", tools.join(","), request.final_round)
+        };
+        let mut parts = vec![
             info.provider.as_bytes(),
             info.model.as_bytes(),
             request.system.as_bytes(),
             request.prompt.as_bytes(),
             schema.as_bytes(),
-        ]);
+        ];
+        if !conversation.is_empty() {
+            parts.push(conversation.as_bytes());
+        }
+        let hash = fnv1a_128(&parts);
         format!("{hash:032x}")
     }
 
