@@ -4,10 +4,12 @@
 //!
 //! For each repository, a local server speaking OpenAI's API answers in scripted ways:
 //! (a) right at once; (b) first with a syntax error, then right; (c) first with a fix that
-//! fails the repository's tests, then right; (e) wrong every time. Expected: (a) verified with
-//! one request, (b) and (c) one repair round then verified, (e) rejected with the test output
-//! after `repair_rounds`; no worktree left, the work tree untouched. The figures (verified
-//! share, requests per incident, median verification time) are printed.
+//! fails the repository's tests, then right; (d) with tool calls (`read_file`, `grep`) before
+//! answering right; (e) wrong every time. Expected: (a) verified with one request, (b) and (c)
+//! one repair round then verified, (d) the tool results in the conversation and the fix
+//! verified, (e) rejected with the test output after `repair_rounds`; no worktree left, the work
+//! tree untouched. The figures (verified share, requests per incident, median verification
+//! time) are printed.
 
 mod common;
 
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::fake_model::{FakeServer, openai_reply};
+use common::fake_model::{FakeServer, openai_reply, openai_tool_calls};
 use serde_json::{Value, json};
 use tailfix::event::LogEntry;
 use tailfix::metrics::MetricsCollector;
@@ -35,6 +37,19 @@ use tailfix::remediation::validate::{Guard, Validator};
 use tailfix::remediation::verify::{Limits, Plan};
 use tailfix::state::StateStore;
 use tailfix::time::Timestamp;
+
+/// `text` as a regular expression that matches it literally.
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if "\\.+*?()|[]{}^$".contains(c) {
+                format!("\\{c}")
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/repos")
@@ -91,7 +106,13 @@ fn answer(case: &Value, new: &str) -> common::fake_model::Reply {
     )
 }
 
-fn remediator(repo: &Path, data_dir: &Path, server: &FakeServer, command: &str) -> Remediator {
+fn remediator(
+    repo: &Path,
+    data_dir: &Path,
+    server: &FakeServer,
+    command: &str,
+    tools: bool,
+) -> Remediator {
     let state = StateStore::open(data_dir).unwrap();
     let client = tailfix::http::client(Duration::from_secs(10)).unwrap();
     let provider: Arc<dyn ModelProvider> = Arc::new(OpenAiProvider::new(Endpoint::new(
@@ -154,7 +175,10 @@ fn remediator(repo: &Path, data_dir: &Path, server: &FakeServer, command: &str) 
             repair_rounds: 2,
             propose_unverified: false,
         },
-        tools: ToolSettings::default(),
+        tools: ToolSettings {
+            enabled: tools,
+            ..ToolSettings::default()
+        },
     };
     Remediator::new(config, IncidentStore::new(state), services).unwrap()
 }
@@ -205,8 +229,11 @@ async fn scripted_answers_on_a_corpus_of_buggy_repositories() {
                 .unwrap();
         let trace = std::fs::read_to_string(case_dir.join("crash.log")).unwrap();
         let text = |key: &str| case[key].as_str().unwrap_or_default().to_string();
-        let scenarios: [(&str, Vec<String>, IncidentState, usize); 4] = [
+        let scenarios: [(&str, Vec<String>, IncidentState, usize); 5] = [
             ("a", vec![text("right")], IncidentState::Proposed, 1),
+            // (d): a round of tool calls (read the failing file, grep for the failing line),
+            // then right.
+            ("d", vec![text("right")], IncidentState::Proposed, 2),
             (
                 "b",
                 vec![text("syntax_error"), text("right")],
@@ -232,8 +259,25 @@ async fn scripted_answers_on_a_corpus_of_buggy_repositories() {
             let data_dir = dir.path().join("data");
             std::fs::create_dir_all(&data_dir).unwrap();
             let server = FakeServer::start(answer(&case, &text("still_wrong")));
+            if scenario == "d" {
+                let first_line = text("old")
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                server.script([openai_tool_calls(&[
+                    ("call_1", "read_file", json!({"path": case["path"]})),
+                    (
+                        "call_2",
+                        "grep",
+                        json!({"pattern": regex_escape(&first_line)}),
+                    ),
+                ])]);
+            }
             server.script(answers.iter().map(|new| answer(&case, new)));
-            let mut remediator = remediator(&repo, &data_dir, &server, &text("command"));
+            let mut remediator =
+                remediator(&repo, &data_dir, &server, &text("command"), scenario == "d");
             let text_bytes = Bytes::from(trace.clone());
             let mut entry = LogEntry::from_line(
                 text_bytes.clone(),
@@ -259,6 +303,27 @@ async fn scripted_answers_on_a_corpus_of_buggy_repositories() {
                 incident.reason
             );
             match scenario {
+                "d" => {
+                    // The tool results are in the conversation that got the answer.
+                    let last = &server.requests()[1].raw;
+                    let first_line = text("old")
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string();
+                    assert!(last.contains("\"role\":\"tool\""), "{name} (d)");
+                    assert!(
+                        last.contains(&format!("{}:", text("path"))),
+                        "{name} (d): grep's result names the file"
+                    );
+                    assert!(
+                        serde_json::to_string(&first_line)
+                            .map(|quoted| last.contains(quoted.trim_matches('"')))
+                            .unwrap_or(false),
+                        "{name} (d): the file's text was read"
+                    );
+                }
                 "b" => assert_eq!(
                     incident.history[0]
                         .verification
@@ -329,6 +394,6 @@ async fn scripted_answers_on_a_corpus_of_buggy_repositories() {
         requests_total as f64 / analyses as f64,
         median as f64 / 1000.0
     );
-    // (a), (b) and (c) verified, (e) rejected: three in four.
-    assert_eq!(verified * 4, analyses * 3);
+    // (a), (b), (c) and (d) verified, (e) rejected: four in five.
+    assert_eq!(verified * 5, analyses * 4);
 }
