@@ -214,6 +214,15 @@ repair_rounds = 0
         crashes[0]["nodes"],
         serde_json::json!(["agent-1", "agent-2", "agent-3"])
     );
+    // The incident's analysis (reading the repository, asking the model, checking the answer)
+    // settles; then exactly one request was made for the three nodes' crashes.
+    wait_for("the incident analysed", Duration::from_secs(30), || {
+        get(aggregator_api, "/api/v1/incidents")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["exception"] == "ZeroDivisionError" && i["state"] == "rejected")
+    });
     assert_eq!(
         model
             .requests()
