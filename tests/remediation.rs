@@ -278,5 +278,20 @@ fn report_only_mode_writes_a_markdown_report_with_the_prompt() {
     for secret in PLANTED_SECRETS {
         assert!(!report.contains(secret), "`{secret}` is in the report");
     }
+    // The bug recurs: the report's occurrences follow (the analysis is not repeated).
+    assert!(report.contains("- occurrences: 1\n"), "{report}");
+    assert!(!shop_repo::run(&repo, &logs.join("shop.log"), &[]));
+    let started = Instant::now();
+    while !std::fs::read_to_string(&report_path)
+        .unwrap()
+        .contains("- occurrences: 2\n")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{}",
+            std::fs::read_to_string(&report_path).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     agent.stop();
 }

@@ -375,6 +375,17 @@ impl Remediator {
             .filter(|live| live.dirty)
             .map(|live| &live.incident)
             .collect();
+        // A report-only incident's report shows its counts as they are now.
+        for incident in &dirty {
+            let reported = incident
+                .reason
+                .as_deref()
+                .is_some_and(|reason| reason.starts_with("report-only"));
+            if reported && let Err(error) = report::refresh_counts(&self.config.data_dir, incident)
+            {
+                tracing::warn!(%error, "cannot update the incident's report");
+            }
+        }
         if !dirty.is_empty() {
             match self.store.save(&dirty) {
                 Ok(()) => self.live.values_mut().for_each(|live| live.dirty = false),

@@ -9,6 +9,43 @@ use super::context::Snippet;
 use super::incident::Incident;
 use super::model::ModelRequest;
 
+/// Brings an existing report's occurrences, last-seen time and nodes up to date (the incident
+/// recurs after its report was written); a report that is not there is left so.
+pub fn refresh_counts(data_dir: &Path, incident: &Incident) -> std::io::Result<()> {
+    let path = data_dir
+        .join("incidents")
+        .join(format!("{}.md", incident.fingerprint));
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    // Only the header, before the trace: a trace line may start the same way.
+    let header_end = text.find("\n## ").unwrap_or(text.len());
+    let nodes: Vec<&str> = incident.nodes.iter().map(String::as_str).collect();
+    let header: Vec<String> = text[..header_end]
+        .lines()
+        .map(|line| {
+            if line.starts_with("- occurrences: ") {
+                format!("- occurrences: {}", incident.count)
+            } else if line.starts_with("- last seen: ") {
+                format!("- last seen: {}", incident.last_seen.to_rfc3339())
+            } else if line.starts_with("- nodes: ") {
+                format!("- nodes: {}", nodes.join(", "))
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    let updated = format!("{}{}", header.join("\n"), &text[header_end..]);
+    if updated != text {
+        let temporary = path.with_extension("md.tmp");
+        std::fs::write(&temporary, updated)?;
+        std::fs::rename(&temporary, &path)?;
+    }
+    Ok(())
+}
+
 /// Writes (or rewrites) the report; returns its path.
 pub fn write_report(
     data_dir: &Path,
