@@ -377,8 +377,22 @@ async fn gitlab_one_commits_call_with_every_action_then_a_draft_merge_request() 
         .unwrap(),
     );
     let metrics = MetricsCollector::new();
+    // A verified solution, as the engine hands it over: its checks go into the description.
+    let mut verified = solution();
+    verified
+        .metadata
+        .insert("verified".to_string(), json!(true));
+    verified.metadata.insert(
+        "verification".to_string(),
+        json!({"steps": [
+            {"name": "syntax shop/cart.py", "command": "python3 -m py_compile shop/cart.py",
+             "status": "passed", "duration_ms": 41, "reason": null, "output_tail": ""},
+            {"name": "tests", "command": "python3 -m pytest -q", "status": "passed",
+             "duration_ms": 1830, "reason": null, "output_tail": "2 passed"}
+        ]}),
+    );
     let reference = service(client.clone(), &metrics)
-        .propose(&incident(), &solution(), "…")
+        .propose(&incident(), &verified, "…")
         .await
         .unwrap();
     assert_eq!(
@@ -412,6 +426,15 @@ async fn gitlab_one_commits_call_with_every_action_then_a_draft_merge_request() 
             merge_request["target_branch"].as_str()
         ),
         (Some("tailfix/4f2a9c1e7b3d"), Some("main"))
+    );
+    let description = merge_request["description"].as_str().unwrap_or_default();
+    assert!(
+        description.contains("## Verification")
+            && description.contains(
+                "| syntax shop/cart.py | `python3 -m py_compile shop/cart.py` | passed | 0.0 s |"
+            )
+            && description.contains("| tests | `python3 -m pytest -q` | passed | 1.8 s |"),
+        "{description}"
     );
     assert_eq!(merge_request["labels"], "tailfix");
     assert!(

@@ -117,13 +117,19 @@ pub fn verification_section(solution: &Solution) -> String {
         .get("verification")
         .and_then(|value| serde_json::from_value(value.clone()).ok())
         .unwrap_or_default();
-    let verified = solution
+    match solution
         .metadata
         .get("verified")
         .and_then(serde_json::Value::as_bool)
-        .unwrap_or(false);
-    if !verified {
-        text.push_str("**Unverified:** a check failed (`verify.propose_unverified` is on).\n\n");
+    {
+        Some(true) => {}
+        Some(false) => {
+            text.push_str("**Unverified:** a check failed (`verify.propose_unverified` is on).\n\n")
+        }
+        None => {
+            text.push_str("**Not verified:** this change was not run.\n\n");
+            return text;
+        }
     }
     if verification.steps.is_empty() {
         text.push_str("Nothing was run: no check applies to this change.\n\n");
