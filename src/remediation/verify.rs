@@ -125,6 +125,36 @@ pub struct Worktree {
     path: PathBuf,
 }
 
+/// Removes what a process killed during a verification left (its temporary worktree or copy,
+/// named after its pid), and the worktree bookkeeping `repo` kept for it.
+pub fn sweep_leftovers(repo: &Path) {
+    let alive = |pid: &str| Path::new("/proc").join(pid).exists();
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix("tailfix-verify-")
+                .or_else(|| name.strip_prefix("tailfix-copy-"))
+                .and_then(|rest| rest.split('-').next());
+            if let Some(pid) = pid
+                && pid.parse::<u32>().is_ok()
+                && pid != std::process::id().to_string()
+                && !alive(pid)
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let _ = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["worktree", "prune"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
 impl Worktree {
     pub async fn add(repo: &Path, commit: &str) -> Result<Self, VerifyError> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -233,6 +263,7 @@ impl Drop for Checkout {
 impl Checkout {
     /// The operator's repository at `commit`.
     pub fn existing(repo: PathBuf, commit: String) -> Self {
+        sweep_leftovers(&repo);
         Checkout {
             repo,
             commit,
@@ -940,6 +971,31 @@ mod tests {
         let verification = verify(&repo, &commit, &fix, &plan(None)).await.unwrap();
         assert_eq!(verification.steps[0].status, Status::Skipped);
         assert!(verification.passed());
+        untouched(&repo);
+    }
+
+    /// A verification cut short by `kill -9` leaves a worktree; the next one removes it.
+    #[tokio::test]
+    async fn leftovers_of_a_killed_process_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, commit) = repository(dir.path());
+        // A pid that is not running: the highest possible, beyond pid_max.
+        let dead = std::env::temp_dir().join("tailfix-verify-4194305-0");
+        let tree = dead.join("tree");
+        git(
+            &repo,
+            &[
+                "worktree",
+                "add",
+                "--detach",
+                "--quiet",
+                tree.to_str().unwrap(),
+                &commit,
+            ],
+        );
+        assert_eq!(git(&repo, &["worktree", "list"]).lines().count(), 2);
+        drop(Checkout::existing(repo.clone(), commit));
+        assert!(!dead.exists());
         untouched(&repo);
     }
 
