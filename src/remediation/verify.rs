@@ -6,8 +6,9 @@
 //! The commands are the operator's (from the config) and the code is the model's: both run
 //! with an environment that holds none of the agent's variables (no tokens), in their own
 //! process group, with CPU time, memory, file size and process limits, killed at a timeout, and
-//! without network where the kernel lets an unprivileged process have a network namespace of
-//! its own (`unshare --net --map-root-user`; where it does not, each step says so). Output is
+//! where the kernel lets an unprivileged process have namespaces of its own, without network and
+//! with every mount read-only but the verification's own directory (`unshare --net --mount
+//! --map-root-user`; where it does not, each step says what it ran without). Output is
 //! kept as its last bytes only. A tool that is not installed makes its step *skipped*, never
 //! passed. The worktree is removed whatever happens; the operator's work tree, index and
 //! branches are never touched (git keeps the worktree's bookkeeping in `.git/worktrees` until
@@ -578,18 +579,84 @@ async fn run_shell(worktree: &Worktree, name: &str, command: &str, limits: &Limi
     run(worktree, name, command, &invocation, limits).await
 }
 
-/// Whether this process may give a child a network namespace of its own, found once.
-fn network_isolation() -> bool {
-    static CAN: OnceLock<bool> = OnceLock::new();
-    *CAN.get_or_init(|| {
-        installed("unshare")
-            && std::process::Command::new("unshare")
-                .args(["--net", "--map-root-user", "true"])
+/// How far a command can be shut in here, found once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sandbox {
+    /// No network, and every mount read-only but its own directory (`/proc`, `/dev`, `/sys`
+    /// aside): the code a model wrote cannot touch the operator's files.
+    Full,
+    /// No network; the file system as the agent sees it.
+    NetworkOnly,
+    /// Neither: the kernel gives this process no namespaces.
+    None,
+}
+
+/// Run by `sh` inside new user, mount and network namespaces: makes the verification's
+/// directory (`$1`) a mount of its own, every other mount read-only, then runs the command.
+const SANDBOX_SCRIPT: &str = r#"root=$1; shift
+mount --bind "$root" "$root" || exit 125
+awk '{print $2}' /proc/self/mounts | sort -u | while read -r m; do
+  case "$m" in "$root"|/proc|/proc/*|/dev|/dev/*|/sys|/sys/*) continue;; esac
+  mount -o remount,bind,ro "$m" 2>/dev/null
+done
+# The working directory was found before the mounts changed: find it again, on the new one.
+cd "$PWD" || exit 125
+exec "$@""#;
+
+fn sandbox() -> Sandbox {
+    static FOUND: OnceLock<Sandbox> = OnceLock::new();
+    *FOUND.get_or_init(|| {
+        if !installed("unshare") {
+            return Sandbox::None;
+        }
+        let quiet = |command: &mut std::process::Command| {
+            command
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
                 .is_ok_and(|status| status.success())
+        };
+        let probe =
+            std::env::temp_dir().join(format!("tailfix-sandbox-probe-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&probe);
+        let outside =
+            std::env::temp_dir().join(format!("tailfix-sandbox-outside-{}", std::process::id()));
+        let confined = quiet(
+            std::process::Command::new("unshare")
+                .args([
+                    "--net",
+                    "--mount",
+                    "--map-root-user",
+                    "--",
+                    "sh",
+                    "-c",
+                    SANDBOX_SCRIPT,
+                    "sandbox",
+                ])
+                .arg(&probe)
+                .args([
+                    "sh",
+                    "-c",
+                    "touch \"$0/inside\" && ! touch \"$1\" 2>/dev/null",
+                ])
+                .arg(&probe)
+                .arg(&outside),
+        ) && probe.join("inside").exists()
+            && !outside.exists();
+        let _ = std::fs::remove_dir_all(&probe);
+        let _ = std::fs::remove_file(&outside);
+        if confined {
+            Sandbox::Full
+        } else if quiet(std::process::Command::new("unshare").args([
+            "--net",
+            "--map-root-user",
+            "true",
+        ])) {
+            Sandbox::NetworkOnly
+        } else {
+            Sandbox::None
+        }
     })
 }
 
@@ -603,10 +670,30 @@ async fn run(
     limits: &Limits,
 ) -> Step {
     let started = Instant::now();
-    let isolated = network_isolation();
+    let sandbox = sandbox();
     let mut argv: Vec<String> = Vec::new();
-    if isolated {
-        argv.extend(["unshare", "--net", "--map-root-user", "--"].map(String::from));
+    match sandbox {
+        Sandbox::Full => {
+            argv.extend(
+                [
+                    "unshare",
+                    "--net",
+                    "--mount",
+                    "--map-root-user",
+                    "--",
+                    "sh",
+                    "-c",
+                    SANDBOX_SCRIPT,
+                    "sandbox",
+                ]
+                .map(String::from),
+            );
+            argv.push(worktree.root.to_string_lossy().into_owned());
+        }
+        Sandbox::NetworkOnly => {
+            argv.extend(["unshare", "--net", "--map-root-user", "--"].map(String::from));
+        }
+        Sandbox::None => {}
     }
     argv.extend(invocation.iter().cloned());
     let home = worktree.root.join("home");
@@ -695,8 +782,18 @@ async fn run(
             step.reason = Some(format!("timed out after {:?}", limits.timeout));
         }
     }
-    if !isolated && step.reason.is_none() {
-        step.reason = Some("ran with the network (no network namespace allowed here)".to_string());
+    if step.reason.is_none() {
+        step.reason = match sandbox {
+            Sandbox::Full => None,
+            Sandbox::NetworkOnly => Some(
+                "ran able to write outside its worktree (no mount namespace allowed here)"
+                    .to_string(),
+            ),
+            Sandbox::None => Some(
+                "ran with the network and able to write outside its worktree (no namespaces allowed here)"
+                    .to_string(),
+            ),
+        };
     }
     step.duration_ms = started.elapsed().as_millis() as u64;
     step
@@ -950,15 +1047,15 @@ mod tests {
             .await
             .unwrap();
         let step = &verification.steps[1];
-        if network_isolation() {
-            assert_eq!(step.status, Status::Failed, "{step:#?}");
-        } else {
+        if sandbox() == Sandbox::None {
             assert!(
                 step.reason
                     .as_deref()
                     .unwrap_or_default()
                     .contains("ran with the network")
             );
+        } else {
+            assert_eq!(step.status, Status::Failed, "{step:#?}");
         }
         untouched(&repo);
     }
@@ -972,6 +1069,44 @@ mod tests {
         assert_eq!(verification.steps[0].status, Status::Skipped);
         assert!(verification.passed());
         untouched(&repo);
+    }
+
+    /// The code a model wrote (here, its test) cannot write outside the worktree where the
+    /// kernel gives a mount namespace: not the operator's repository, not the agent's files.
+    #[tokio::test]
+    async fn commands_cannot_write_outside_their_worktree_where_the_kernel_allows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, commit) = repository(dir.path());
+        let target = repo.join("rates.py");
+        let attack = format!(
+            "echo ok > inside.txt && python3 -c \"open('{}', 'w').write('pwned')\"",
+            target.display()
+        );
+        let fix = [change(
+            "rates.py",
+            "def to_eur(amount):\n    return amount\n",
+        )];
+        let verification = verify(&repo, &commit, &fix, &plan(Some(&attack)))
+            .await
+            .unwrap();
+        let step = &verification.steps[1];
+        if sandbox() == Sandbox::Full {
+            assert_eq!(step.status, Status::Failed, "{step:#?}");
+            assert!(
+                step.output_tail.contains("Read-only file system"),
+                "{step:#?}"
+            );
+            untouched(&repo);
+        } else {
+            assert!(
+                step.reason
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("able to write outside"),
+                "{step:#?}"
+            );
+            git(&repo, &["checkout", "--", "rates.py"]);
+        }
     }
 
     /// A verification cut short by `kill -9` leaves a worktree; the next one removes it.
