@@ -16,8 +16,9 @@
 //!    UUIDs, IPv4/IPv6 with ports, ids, timestamps), paths, URLs, e-mail addresses, the value of
 //!    `key=value` and `key:value`, a quoted token, empty brackets. Brackets and punctuation
 //!    around a value are kept (`[<*>]`, `uid=<*>`) so the template still reads like the line,
-//!    except brackets that close one opened inside the value (`LOCAL(0),` is `<*>,`), and a
-//!    path with a query string is one value like a URL,
+//!    except brackets that close one opened inside the value (`LOCAL(0),` is `<*>,`), a
+//!    path with a query string is one value like a URL, and so is a truth value or nothing
+//!    after `key:` (`overlap:true`, `ret:null`),
 //!    and a run of values (`blk_1 blk_2 blk_3`) becomes one `<*>`. A value may be written in a
 //!    varying number of tokens, so two shapes around a quantity (a plain number) are part of it:
 //!    a bracketed value right after it, or after it and one word, restates it
@@ -942,6 +943,14 @@ fn looks_variable(v: &[u8]) -> bool {
     v.iter().any(u8::is_ascii_digit) || is_path(v) || contains(v, b"://") || is_email(v)
 }
 
+/// A programming language's literal for a truth value or for nothing (`true`, `False`,
+/// `null`, `nil`, `None`, `undefined`): after `key:` it is that key's value.
+fn is_literal(v: &[u8]) -> bool {
+    ["true", "false", "null", "nil", "none", "undefined"]
+        .iter()
+        .any(|literal| v.eq_ignore_ascii_case(literal.as_bytes()))
+}
+
 fn is_path(v: &[u8]) -> bool {
     (v.len() > 1 && v[0] == b'/' && v[1] != b'/')
         || v.starts_with(b"~/")
@@ -987,7 +996,7 @@ fn key_value_split(core: &[u8]) -> Option<usize> {
         && starts_key(key[0])
         && key.iter().all(|&b| is_key_byte(b) && b != b'.')
         && !value.iter().all(u8::is_ascii_digit)
-        && looks_variable(value);
+        && (looks_variable(value) || is_literal(value));
     valid.then_some(p + 1)
 }
 
@@ -1219,6 +1228,15 @@ mod tests {
             (
                 "CSI Store 4991456 (0x00000000004c29e0) initialized",
                 "CSI Store <*> initialized",
+            ),
+            // A truth value or nothing after `key:` is that key's value.
+            (
+                "updateDimmedActivatedHideSensitive overlap:true",
+                "updateDimmedActivatedHideSensitive overlap:<*>",
+            ),
+            (
+                "Error:KeeperErrorCode = NoNode",
+                "Error:KeeperErrorCode = NoNode",
             ),
             // A value's own brackets are part of it; a path's query string too.
             (
