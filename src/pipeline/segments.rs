@@ -278,15 +278,19 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn records_come_back_in_order_across_segments_and_restarts() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut buffer = Segments::open(dir.path(), 64, 1 << 20).unwrap();
-        for i in 0..20 {
+    /// `record 0` … `record {count - 1}` written to a new buffer in `dir`, synced and closed.
+    fn written(dir: &Path, segment_bytes: u64, count: usize) {
+        let mut buffer = Segments::open(dir, segment_bytes, 1 << 20).unwrap();
+        for i in 0..count {
             buffer.append(format!("record {i}").as_bytes()).unwrap();
         }
         buffer.sync().unwrap();
-        drop(buffer);
+    }
+
+    #[test]
+    fn records_come_back_in_order_across_segments_and_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        written(dir.path(), 64, 20);
         let buffer = Segments::open(dir.path(), 64, 1 << 20).unwrap();
         let Replay { records, damage } = buffer.read_from(buffer.start()).unwrap();
         assert!(damage.is_empty(), "{damage:?}");
@@ -298,11 +302,7 @@ mod tests {
     #[test]
     fn a_torn_tail_and_a_flipped_bit_are_skipped_counted_and_the_rest_is_read() {
         let dir = tempfile::tempdir().unwrap();
-        let mut buffer = Segments::open(dir.path(), 1 << 20, 1 << 20).unwrap();
-        for i in 0..5 {
-            buffer.append(format!("record {i}").as_bytes()).unwrap();
-        }
-        drop(buffer);
+        written(dir.path(), 1 << 20, 5);
         let segment = segment_path(dir.path(), 1);
         let mut bytes = std::fs::read(&segment).unwrap();
         // A bit flipped in record 1's payload; a crash mid-write of one more record.
@@ -329,11 +329,7 @@ mod tests {
     #[test]
     fn a_garbage_length_skips_the_rest_of_its_segment_only() {
         let dir = tempfile::tempdir().unwrap();
-        let mut buffer = Segments::open(dir.path(), 40, 1 << 20).unwrap();
-        for i in 0..6 {
-            buffer.append(format!("record {i}").as_bytes()).unwrap();
-        }
-        drop(buffer);
+        written(dir.path(), 40, 6);
         let first = segment_path(dir.path(), 1);
         let mut bytes = std::fs::read(&first).unwrap();
         bytes[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
