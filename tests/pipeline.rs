@@ -293,7 +293,18 @@ rate = 20000
     );
     let mut agent = Agent::start(dir.path(), &config, api);
     let sender = std::thread::spawn(move || {
-        let mut stream = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+        // The API answering does not mean every listener is bound yet: retry briefly.
+        let started = std::time::Instant::now();
+        let mut stream = loop {
+            match TcpStream::connect(("127.0.0.1", tcp)) {
+                Ok(stream) => break stream,
+                Err(error) if started.elapsed() < Duration::from_secs(10) => {
+                    let _ = error;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(error) => panic!("the socket source never listened: {error}"),
+            }
+        };
         let mut chunk = Vec::new();
         for i in 0..100_000 {
             writeln!(chunk, "line {i:08} some payload to make the line longer").unwrap();
