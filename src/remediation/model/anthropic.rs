@@ -102,13 +102,12 @@ impl AnthropicProvider {
                     "no `{TOOL_NAME}` tool_use block in the answer"
                 )));
             }
-            return Ok(ModelResponse {
-                fix: ProposedFix::default(),
+            return Ok(ModelResponse::calling_tools(
                 tool_calls,
                 input_tokens,
                 output_tokens,
-                model: endpoint.answering_model(&answer),
-            });
+                endpoint.answering_model(&answer),
+            ));
         };
         let fix: ProposedFix = serde_json::from_value(block["input"].clone()).map_err(|error| {
             ModelError::Malformed(format!("tool input does not match the schema: {error}"))

@@ -66,6 +66,24 @@ pub struct ModelResponse {
     pub model: String,
 }
 
+impl ModelResponse {
+    /// An answer that calls tools instead of proposing a fix.
+    pub fn calling_tools(
+        tool_calls: Vec<ToolCall>,
+        input_tokens: u64,
+        output_tokens: u64,
+        model: String,
+    ) -> Self {
+        ModelResponse {
+            fix: ProposedFix::default(),
+            tool_calls,
+            input_tokens,
+            output_tokens,
+            model,
+        }
+    }
+}
+
 /// Who answers and within which limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelInfo {

@@ -12,7 +12,6 @@ use super::{
     Endpoint, ModelError, ModelFuture, ModelInfo, ModelProvider, ModelRequest, ModelResponse,
     ToolCall, parse_fix,
 };
-use crate::remediation::ProposedFix;
 
 pub struct OpenAiProvider {
     endpoint: Endpoint,
@@ -113,13 +112,12 @@ impl OpenAiProvider {
             })
             .unwrap_or_default();
         if !tool_calls.is_empty() && !request.tools.is_empty() {
-            return Ok(ModelResponse {
-                fix: ProposedFix::default(),
+            return Ok(ModelResponse::calling_tools(
                 tool_calls,
                 input_tokens,
                 output_tokens,
-                model: endpoint.answering_model(&answer),
-            });
+                endpoint.answering_model(&answer),
+            ));
         }
         let content = message["content"]
             .as_str()
