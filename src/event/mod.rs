@@ -7,6 +7,7 @@
 
 mod decode;
 mod encode;
+pub mod record;
 mod trace;
 
 use std::borrow::Cow;

@@ -1,49 +1,33 @@
 //! The on-disk part of a disk buffer: records appended to numbered segment files in one
-//! directory (`data_dir/buffers/<sink>/00000000000000000001.seg`, …), read back in order, and
-//! deleted a segment at a time once every record in it is acknowledged.
+//! directory (`data_dir/buffers/<sink>/00000000000000000001.seg`, …), read back in order by a
+//! cursor of their own, and deleted a segment at a time once every record in it is acknowledged
+//! (the disk buffer decides when; see `disk_buffer`).
 //!
-//! A record is its length (u32, little-endian), the CRC-32 of its bytes, then the bytes. A
-//! crash can leave the last record of the last segment torn, and a disk can flip bits: opening a
-//! buffer never fails on either. Reading skips a record whose checksum does not match (its
-//! length says where the next one starts) and the rest of a segment whose length field cannot
-//! be right (past the end of the file, or larger than any record written), counting each and
-//! saying where (segment and offset). What was written before stays readable: a damaged buffer
-//! loses what is damaged, not the buffer.
-//!
-//! The size bound counts whole segment files: appending past `max_bytes` is refused
-//! ([`AppendError::Full`]), so the caller can block or drop as its `when_full` says.
+//! A record is framed as its length (u32), the CRC-32 of its sequence number and bytes (u32),
+//! its sequence number (u64, one more than the record before it), then its bytes; all
+//! little-endian. A crash can leave the last record of a segment torn and a disk can flip bits:
+//! reading never fails on either. A record whose checksum does not match, or whose length
+//! cannot be right, is damage: the reader looks for the next place in the segment where a whole
+//! record with a matching checksum (and a plausible sequence number) starts, resumes there, and
+//! reports where the damage was. The sequence numbers say how many records the damage took.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-/// Bytes of a record's header: length and checksum.
-const HEADER: usize = 8;
+/// Bytes of a record's frame before its payload: length, checksum, sequence number.
+pub const HEADER: usize = 16;
 /// The largest record: a batch of entries, never near this.
 pub const MAX_RECORD: usize = 64 << 20;
 
 /// Where a record is: its segment's number and its offset in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Position {
     pub segment: u64,
     pub offset: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum AppendError {
-    #[error("the buffer holds {held} bytes of its {max} bytes")]
-    Full { held: u64, max: u64 },
-    #[error("a record of {0} bytes is larger than a record may be")]
-    TooLarge(usize),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// Damage found while reading: where, and what was skipped.
+/// Damage met while reading: where, and what was skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Damage {
     pub segment: PathBuf,
@@ -51,323 +35,413 @@ pub struct Damage {
     pub what: String,
 }
 
-/// What reading a buffer gives: its records with their positions, in order, and the damage met.
-#[derive(Debug, Default)]
-pub struct Replay {
-    pub records: Vec<(Position, Vec<u8>)>,
-    pub damage: Vec<Damage>,
+/// One step of reading a segment.
+#[derive(Debug)]
+pub enum Step {
+    Record {
+        offset: u64,
+        seq: u64,
+        payload: Vec<u8>,
+    },
+    Damaged(Damage),
+    /// Nothing more before the limit (yet, for the segment being written).
+    End,
 }
 
-/// The segment files of one buffer.
-pub struct Segments {
-    dir: PathBuf,
-    segment_bytes: u64,
-    max_bytes: u64,
-    /// Numbers of the segments on disk, oldest first; the last is written to.
-    numbers: Vec<u64>,
-    writer: Option<(u64, File, u64)>,
-    /// Bytes of all segment files.
-    held: u64,
-}
-
-fn segment_path(dir: &Path, number: u64) -> PathBuf {
+pub fn segment_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{number:020}.seg"))
 }
 
-fn io_error(path: &Path, source: std::io::Error) -> AppendError {
-    AppendError::Io {
-        path: path.to_path_buf(),
-        source,
+/// The segments in `dir`, oldest first, with their sizes. Other files are left alone.
+pub fn list(dir: &Path) -> std::io::Result<Vec<(u64, u64)>> {
+    let mut segments = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(number) = name
+            .to_str()
+            .and_then(|name| name.strip_suffix(".seg"))
+            .and_then(|stem| stem.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        segments.push((number, entry.metadata()?.len()));
     }
+    segments.sort_unstable();
+    Ok(segments)
 }
 
-impl Segments {
-    /// Opens (creating) the buffer in `dir`. Files that are not segments are left alone.
-    pub fn open(dir: &Path, segment_bytes: u64, max_bytes: u64) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let mut numbers = Vec::new();
-        let mut held = 0;
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(number) = name
-                .strip_suffix(".seg")
-                .and_then(|stem| stem.parse::<u64>().ok())
-            {
-                numbers.push(number);
-                held += entry.metadata()?.len();
-            }
-        }
-        numbers.sort_unstable();
-        Ok(Segments {
-            dir: dir.to_path_buf(),
-            segment_bytes: segment_bytes.max(HEADER as u64 + 1),
-            max_bytes,
-            numbers,
-            writer: None,
-            held,
+fn checksum(seq: u64, payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&seq.to_le_bytes());
+    hasher.update(payload);
+    hasher.finalize()
+}
+
+/// Appends records to one new segment file.
+pub struct SegmentWriter {
+    number: u64,
+    path: PathBuf,
+    file: File,
+    written: u64,
+    frame: Vec<u8>,
+}
+
+impl SegmentWriter {
+    /// Creates segment `number`; it must not exist (a segment is never written after a restart:
+    /// a torn tail stays the last thing in its file).
+    pub fn create(dir: &Path, number: u64) -> std::io::Result<Self> {
+        let path = segment_path(dir, number);
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)?;
+        Ok(SegmentWriter {
+            number,
+            path,
+            file,
+            written: 0,
+            frame: Vec::new(),
         })
     }
 
-    /// Bytes the segment files hold.
-    pub fn held(&self) -> u64 {
-        self.held
+    pub fn number(&self) -> u64 {
+        self.number
     }
 
-    /// Appends one record; a new segment is started when the current one is full (and always
-    /// after opening: a torn tail is never written after).
-    pub fn append(&mut self, record: &[u8]) -> Result<Position, AppendError> {
-        if record.len() > MAX_RECORD {
-            return Err(AppendError::TooLarge(record.len()));
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes written to the segment so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Appends one record; returns its offset. On an error nothing counts as written (a part
+    /// that reached the file is a torn record, skipped when read).
+    pub fn append(&mut self, seq: u64, payload: &[u8]) -> std::io::Result<u64> {
+        if payload.is_empty() || payload.len() > MAX_RECORD {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("a record of {} bytes cannot be framed", payload.len()),
+            ));
         }
-        let size = (HEADER + record.len()) as u64;
-        if self.held + size > self.max_bytes {
-            return Err(AppendError::Full {
-                held: self.held,
-                max: self.max_bytes,
-            });
+        self.frame.clear();
+        self.frame
+            .extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        self.frame
+            .extend_from_slice(&checksum(seq, payload).to_le_bytes());
+        self.frame.extend_from_slice(&seq.to_le_bytes());
+        self.frame.extend_from_slice(payload);
+        let offset = self.written;
+        if let Err(error) = self.file.write_all(&self.frame) {
+            // Whatever part was written is a torn record; what follows goes to the next segment.
+            self.written = u64::MAX / 2;
+            return Err(error);
         }
-        let roll = match &self.writer {
-            Some((_, _, written)) => *written > 0 && written + size > self.segment_bytes,
+        self.written += self.frame.len() as u64;
+        Ok(offset)
+    }
+
+    /// Makes what was appended durable.
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+/// Reads the records of one segment in order, from an offset.
+pub struct SegmentReader {
+    path: PathBuf,
+    file: BufReader<File>,
+    offset: u64,
+}
+
+impl SegmentReader {
+    pub fn open(dir: &Path, number: u64, offset: u64) -> std::io::Result<Self> {
+        let path = segment_path(dir, number);
+        let mut file = File::open(&path)?;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(SegmentReader {
+            path,
+            file: BufReader::with_capacity(256 << 10, file),
+            offset,
+        })
+    }
+
+    /// Where the next record starts.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The next record that ends at or before `limit` bytes into the segment (the writer's end
+    /// for the segment being written; `None` for a finished segment: its file's end).
+    /// `expected` is the sequence number the next record should have, when known: it makes the
+    /// search for a resumption point after damage reject stray matches.
+    pub fn next(&mut self, limit: Option<u64>, expected: Option<u64>) -> std::io::Result<Step> {
+        let finished = limit.is_none();
+        let end = match limit {
+            Some(limit) => limit,
+            None => self.file.get_ref().metadata()?.len(),
+        };
+        if self.offset >= end {
+            return Ok(Step::End);
+        }
+        let available = end - self.offset;
+        if available < HEADER as u64 {
+            return self.torn(end, finished, available);
+        }
+        let mut header = [0u8; HEADER];
+        self.file.read_exact(&mut header)?;
+        let (size, crc, seq) = parse_header(&header);
+        if size == 0 || size > MAX_RECORD as u64 || size > available - HEADER as u64 {
+            let what = if size <= MAX_RECORD as u64 && size > available - HEADER as u64 {
+                format!("a record of {size} bytes cut short at {available} bytes")
+            } else {
+                format!("a record length of {size} bytes")
+            };
+            return self.damaged(end, expected, what);
+        }
+        let mut payload = vec![0u8; size as usize];
+        self.file.read_exact(&mut payload)?;
+        if checksum(seq, &payload) != crc {
+            return self.damaged(
+                end,
+                expected,
+                format!("a record of {size} bytes whose checksum does not match"),
+            );
+        }
+        let offset = self.offset;
+        self.offset += HEADER as u64 + size;
+        Ok(Step::Record {
+            offset,
+            seq,
+            payload,
+        })
+    }
+
+    fn torn(&mut self, end: u64, finished: bool, available: u64) -> std::io::Result<Step> {
+        if !finished {
+            return Ok(Step::End);
+        }
+        let damage = Damage {
+            segment: self.path.clone(),
+            offset: self.offset,
+            what: format!("a torn record ({available} bytes) ends the segment"),
+        };
+        self.seek_to(end)?;
+        Ok(Step::Damaged(damage))
+    }
+
+    /// Reports damage at the current offset and resumes at the next whole record, or at `end`.
+    fn damaged(&mut self, end: u64, expected: Option<u64>, what: String) -> std::io::Result<Step> {
+        match self.resync(end, expected, &what)? {
+            Some(step) => Ok(step),
+            None => {
+                let damage = Damage {
+                    segment: self.path.clone(),
+                    offset: self.offset,
+                    what: format!(
+                        "{what}: no whole record follows; the rest of the segment ({} bytes) is skipped",
+                        end - self.offset
+                    ),
+                };
+                self.seek_to(end)?;
+                Ok(Step::Damaged(damage))
+            }
+        }
+    }
+
+    /// Finds the first offset after the current one where a whole record starts; seeks there
+    /// and returns the damage report, or `None` if there is none before `end`.
+    fn resync(
+        &mut self,
+        end: u64,
+        expected: Option<u64>,
+        what: &str,
+    ) -> std::io::Result<Option<Step>> {
+        let start = self.offset;
+        let mut file = self.file.get_ref().try_clone()?;
+        file.seek(SeekFrom::Start(start))?;
+        let mut rest = Vec::new();
+        file.take(end - start).read_to_end(&mut rest)?;
+        let plausible = |seq: u64| match expected {
+            Some(expected) => seq >= expected && seq - expected <= rest.len() as u64,
             None => true,
         };
-        if roll {
-            let number = self.numbers.last().map_or(1, |last| last + 1);
-            let path = segment_path(&self.dir, number);
-            let file = OpenOptions::new()
-                .create_new(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| io_error(&path, e))?;
-            self.numbers.push(number);
-            self.writer = Some((number, file, 0));
-        }
-        let Some((number, file, written)) = self.writer.as_mut() else {
-            unreachable!("a segment was opened above");
-        };
-        let mut framed = Vec::with_capacity(HEADER + record.len());
-        framed.extend_from_slice(&(record.len() as u32).to_le_bytes());
-        framed.extend_from_slice(&crc32fast::hash(record).to_le_bytes());
-        framed.extend_from_slice(record);
-        let path = segment_path(&self.dir, *number);
-        file.write_all(&framed).map_err(|e| io_error(&path, e))?;
-        let position = Position {
-            segment: *number,
-            offset: *written,
-        };
-        *written += size;
-        self.held += size;
-        Ok(position)
-    }
-
-    /// Makes what was appended durable (`fsync`).
-    pub fn sync(&mut self) -> std::io::Result<()> {
-        match &self.writer {
-            Some((_, file, _)) => file.sync_data(),
-            None => Ok(()),
-        }
-    }
-
-    /// Every record from `from` on, in order, with the damage met on the way.
-    pub fn read_from(&self, from: Position) -> std::io::Result<Replay> {
-        let mut read = Replay::default();
-        let (records, damage) = (&mut read.records, &mut read.damage);
-        for &number in self.numbers.iter().filter(|n| **n >= from.segment) {
-            let path = segment_path(&self.dir, number);
-            let file = match File::open(&path) {
-                Ok(file) => file,
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(error) => return Err(error),
+        for at in 1..rest.len().saturating_sub(HEADER) {
+            let Some(header) = rest[at..].first_chunk::<HEADER>() else {
+                break;
             };
-            let length = file.metadata()?.len();
-            let mut reader = BufReader::new(file);
-            let mut offset = if number == from.segment {
-                from.offset
-            } else {
-                0
-            };
-            reader.seek(SeekFrom::Start(offset))?;
-            while offset < length {
-                let mut header = [0u8; HEADER];
-                let available = length - offset;
-                if available < HEADER as u64 {
-                    damage.push(Damage {
-                        segment: path.clone(),
-                        offset,
-                        what: format!("a torn record header ({available} bytes) ends the segment"),
-                    });
-                    break;
-                }
-                reader.read_exact(&mut header)?;
-                let size = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as u64;
-                let checksum = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-                if size > MAX_RECORD as u64 || size > available - HEADER as u64 {
-                    damage.push(Damage {
-                        segment: path.clone(),
-                        offset,
-                        what: format!(
-                            "a record of {size} bytes where {} remain: the rest of the segment ({} bytes) is skipped",
-                            available - HEADER as u64,
-                            available
-                        ),
-                    });
-                    break;
-                }
-                let mut payload = vec![0u8; size as usize];
-                reader.read_exact(&mut payload)?;
-                let position = Position {
-                    segment: number,
-                    offset,
+            let (size, crc, seq) = parse_header(header);
+            let remaining = (rest.len() - at - HEADER) as u64;
+            if size == 0 || size > remaining || !plausible(seq) {
+                continue;
+            }
+            let payload = &rest[at + HEADER..at + HEADER + size as usize];
+            if checksum(seq, payload) == crc {
+                let damage = Damage {
+                    segment: self.path.clone(),
+                    offset: start,
+                    what: format!("{what}: {at} bytes skipped to the next whole record"),
                 };
-                offset += HEADER as u64 + size;
-                if crc32fast::hash(&payload) != checksum {
-                    damage.push(Damage {
-                        segment: path.clone(),
-                        offset: position.offset,
-                        what: format!(
-                            "a record of {size} bytes whose checksum does not match is skipped"
-                        ),
-                    });
-                    continue;
-                }
-                records.push((position, payload));
+                self.seek_to(start + at as u64)?;
+                return Ok(Some(Step::Damaged(damage)));
             }
         }
-        Ok(read)
+        Ok(None)
     }
 
-    /// Deletes the segments every record of which is before `acknowledged` (the position after
-    /// the last acknowledged record). The segment being written is kept.
-    pub fn release(&mut self, acknowledged: Position) -> std::io::Result<()> {
-        let writing = self.writer.as_ref().map(|(number, _, _)| *number);
-        let mut kept = Vec::new();
-        for &number in &self.numbers {
-            if number < acknowledged.segment && Some(number) != writing {
-                let path = segment_path(&self.dir, number);
-                let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                match std::fs::remove_file(&path) {
-                    Ok(()) => self.held = self.held.saturating_sub(size),
-                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(error) => return Err(error),
-                }
-            } else {
-                kept.push(number);
-            }
-        }
-        self.numbers = kept;
+    fn seek_to(&mut self, offset: u64) -> std::io::Result<()> {
+        self.file.seek(SeekFrom::Start(offset))?;
+        self.offset = offset;
         Ok(())
     }
+}
 
-    /// Where reading starts: the oldest segment's beginning.
-    pub fn start(&self) -> Position {
-        Position {
-            segment: self.numbers.first().copied().unwrap_or(1),
-            offset: 0,
-        }
-    }
+fn parse_header(header: &[u8; HEADER]) -> (u64, u32, u64) {
+    let size = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let mut seq = [0u8; 8];
+    seq.copy_from_slice(&header[8..16]);
+    (u64::from(size), crc, u64::from_le_bytes(seq))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn payloads(records: &[(Position, Vec<u8>)]) -> Vec<String> {
-        records
-            .iter()
-            .map(|(_, bytes)| String::from_utf8_lossy(bytes).into_owned())
-            .collect()
+    /// `record 0` … `record {count - 1}` (sequence numbers 0…) in segment 1 of `dir`.
+    fn written(dir: &Path, count: u64) -> Vec<u64> {
+        let mut writer = SegmentWriter::create(dir, 1).unwrap();
+        let offsets = (0..count)
+            .map(|i| writer.append(i, format!("record {i}").as_bytes()).unwrap())
+            .collect();
+        writer.sync().unwrap();
+        offsets
     }
 
-    /// `record 0` … `record {count - 1}` written to a new buffer in `dir`, synced and closed.
-    fn written(dir: &Path, segment_bytes: u64, count: usize) {
-        let mut buffer = Segments::open(dir, segment_bytes, 1 << 20).unwrap();
-        for i in 0..count {
-            buffer.append(format!("record {i}").as_bytes()).unwrap();
+    /// Everything a reader of segment 1 sees: records as text, damage as `!offset`.
+    fn read_all(dir: &Path) -> Vec<String> {
+        let mut reader = SegmentReader::open(dir, 1, 0).unwrap();
+        let mut seen = Vec::new();
+        let mut expected = Some(0);
+        loop {
+            match reader.next(None, expected).unwrap() {
+                Step::Record { seq, payload, .. } => {
+                    expected = Some(seq + 1);
+                    seen.push(String::from_utf8(payload).unwrap());
+                }
+                Step::Damaged(damage) => seen.push(format!("!{}", damage.offset)),
+                Step::End => return seen,
+            }
         }
-        buffer.sync().unwrap();
     }
 
     #[test]
-    fn records_come_back_in_order_across_segments_and_restarts() {
+    fn records_come_back_in_order_up_to_the_writers_end() {
         let dir = tempfile::tempdir().unwrap();
-        written(dir.path(), 64, 20);
-        let buffer = Segments::open(dir.path(), 64, 1 << 20).unwrap();
-        let Replay { records, damage } = buffer.read_from(buffer.start()).unwrap();
-        assert!(damage.is_empty(), "{damage:?}");
-        let expected: Vec<String> = (0..20).map(|i| format!("record {i}")).collect();
-        assert_eq!(payloads(&records), expected);
-        assert!(buffer.numbers.len() > 3, "several segments");
-    }
-
-    #[test]
-    fn a_torn_tail_and_a_flipped_bit_are_skipped_counted_and_the_rest_is_read() {
-        let dir = tempfile::tempdir().unwrap();
-        written(dir.path(), 1 << 20, 5);
-        let segment = segment_path(dir.path(), 1);
-        let mut bytes = std::fs::read(&segment).unwrap();
-        // A bit flipped in record 1's payload; a crash mid-write of one more record.
-        let record = HEADER + "record 0".len();
-        bytes[record + HEADER + 2] ^= 0x20;
-        bytes.extend_from_slice(&[200, 0, 0, 0, 1, 2]);
-        std::fs::write(&segment, &bytes).unwrap();
-        let mut buffer = Segments::open(dir.path(), 1 << 20, 1 << 20).unwrap();
-        let Replay { records, damage } = buffer.read_from(buffer.start()).unwrap();
-        assert_eq!(
-            payloads(&records),
-            ["record 0", "record 2", "record 3", "record 4"]
-        );
-        assert_eq!(damage.len(), 2, "{damage:?}");
-        assert_eq!(damage[0].offset, record as u64);
-        assert!(damage[0].what.contains("checksum"));
-        assert!(damage[1].what.contains("torn"), "{damage:?}");
-        // Writing goes on in a new segment, after the damage.
-        buffer.append(b"after").unwrap();
-        let records = buffer.read_from(buffer.start()).unwrap().records;
-        assert_eq!(payloads(&records).last().map(String::as_str), Some("after"));
-    }
-
-    #[test]
-    fn a_garbage_length_skips_the_rest_of_its_segment_only() {
-        let dir = tempfile::tempdir().unwrap();
-        written(dir.path(), 40, 6);
-        let first = segment_path(dir.path(), 1);
-        let mut bytes = std::fs::read(&first).unwrap();
-        bytes[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
-        std::fs::write(&first, &bytes).unwrap();
-        let buffer = Segments::open(dir.path(), 40, 1 << 20).unwrap();
-        let Replay { records, damage } = buffer.read_from(buffer.start()).unwrap();
-        assert_eq!(damage.len(), 1);
-        assert!(!records.is_empty());
-        assert!(payloads(&records).contains(&"record 5".to_string()));
-        assert!(!payloads(&records).contains(&"record 0".to_string()));
-    }
-
-    #[test]
-    fn the_size_bound_holds_and_acknowledged_segments_are_deleted() {
-        let dir = tempfile::tempdir().unwrap();
-        let record = [7u8; 92]; // 100 bytes framed
-        let mut buffer = Segments::open(dir.path(), 300, 1000).unwrap();
-        let mut positions = Vec::new();
-        for _ in 0..10 {
-            positions.push(buffer.append(&record).unwrap());
-        }
-        assert_eq!(buffer.held(), 1000);
+        let mut writer = SegmentWriter::create(dir.path(), 1).unwrap();
+        writer.append(0, b"first").unwrap();
+        let limit = writer.written();
+        writer.append(1, b"second").unwrap();
+        let mut reader = SegmentReader::open(dir.path(), 1, 0).unwrap();
         assert!(matches!(
-            buffer.append(&record),
-            Err(AppendError::Full { .. })
+            reader.next(Some(limit), None).unwrap(),
+            Step::Record { seq: 0, .. }
         ));
-        // Everything before the 7th record is acknowledged: the segments wholly before it go.
-        buffer.release(positions[6]).unwrap();
-        assert!(buffer.held() < 1000);
-        let files = std::fs::read_dir(dir.path()).unwrap().count();
-        assert_eq!(files as u64, buffer.numbers.len() as u64);
-        buffer.append(&record).unwrap();
-        let Replay { records, damage } = buffer.read_from(buffer.start()).unwrap();
-        assert!(damage.is_empty());
-        assert!(records.iter().all(|(position, _)| *position
-            >= Position {
-                segment: positions[6].segment,
-                offset: 0
-            }));
+        assert!(matches!(reader.next(Some(limit), None).unwrap(), Step::End));
+        let step = reader.next(Some(writer.written()), Some(1)).unwrap();
+        assert!(matches!(step, Step::Record { seq: 1, ref payload, .. } if payload == b"second"));
+        assert_eq!(list(dir.path()).unwrap(), vec![(1, writer.written())]);
+        assert!(
+            SegmentWriter::create(dir.path(), 1).is_err(),
+            "never reopened"
+        );
+    }
+
+    #[test]
+    fn a_flipped_bit_skips_one_record_and_a_torn_tail_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let offsets = written(dir.path(), 5);
+        let path = segment_path(dir.path(), 1);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[offsets[1] as usize + HEADER + 2] ^= 0x20;
+        bytes.extend_from_slice(&[200, 0, 0, 0, 1, 2]);
+        std::fs::write(&path, &bytes).unwrap();
+        let end = bytes.len() - 6;
+        assert_eq!(
+            read_all(dir.path()),
+            [
+                "record 0".to_string(),
+                format!("!{}", offsets[1]),
+                "record 2".to_string(),
+                "record 3".to_string(),
+                "record 4".to_string(),
+                format!("!{end}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn bytes_overwritten_across_headers_lose_only_the_records_they_touch() {
+        let dir = tempfile::tempdir().unwrap();
+        let offsets = written(dir.path(), 50);
+        let path = segment_path(dir.path(), 1);
+        let mut bytes = std::fs::read(&path).unwrap();
+        // From inside record 10 to inside record 13: 10..=13 are damaged, 14… are whole.
+        let from = offsets[10] as usize + 5;
+        let to = offsets[13] as usize + 3;
+        bytes[from..to].fill(0xAB);
+        std::fs::write(&path, &bytes).unwrap();
+        let seen = read_all(dir.path());
+        let records: Vec<&String> = seen.iter().filter(|s| !s.starts_with('!')).collect();
+        assert_eq!(records.len(), 46, "{seen:?}");
+        assert!(seen.contains(&"record 14".to_string()));
+        assert!(!seen.contains(&"record 13".to_string()));
+        assert_eq!(
+            seen.iter().filter(|s| s.starts_with('!')).count(),
+            1,
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn a_truncated_segment_reports_its_torn_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let offsets = written(dir.path(), 10);
+        let path = segment_path(dir.path(), 1);
+        let cut = offsets[7] + 11;
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        let seen = read_all(dir.path());
+        assert_eq!(seen.len(), 8);
+        assert_eq!(seen[7], format!("!{}", offsets[7]));
+        let cut = offsets[5] + 20;
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        let seen = read_all(dir.path());
+        assert_eq!(seen.last(), Some(&format!("!{}", offsets[5])));
+        assert_eq!(seen.len(), 6);
+    }
+
+    #[test]
+    fn garbage_never_panics_and_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let garbage: Vec<u8> = (0..20_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        std::fs::write(segment_path(dir.path(), 1), &garbage).unwrap();
+        let seen = read_all(dir.path());
+        assert!(seen.iter().all(|s| s.starts_with('!')));
+        assert!(!seen.is_empty());
     }
 }
