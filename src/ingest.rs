@@ -51,7 +51,8 @@ impl IngestHub {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Submits entries (grouped per node) and waits until every sink has them.
+    /// Submits entries (grouped per node) and waits until every sink has them (or its disk
+    /// buffer: what is written there is safe to acknowledge).
     pub async fn submit(&self, entries: Vec<LogEntry>, wait: Duration) -> Result<(), IngestError> {
         let processor = self.processor().ok_or(IngestError::NoSource)?;
         let mut by_node: Vec<(Arc<str>, Vec<LogEntry>)> = Vec::new();
@@ -66,7 +67,7 @@ impl IngestHub {
             let (sender, receiver) = tokio::sync::oneshot::channel();
             let batch = Batch::with_finalizer(
                 entries,
-                Finalizer::new(move |status| {
+                Finalizer::when_buffered(move |status| {
                     let _ = sender.send(status);
                 }),
             );

@@ -57,6 +57,22 @@ pub struct MetricsCollector {
     operation_total: IntCounterVec,
     files: FileMetricFamilies,
     remediation: RemediationMetricFamilies,
+    buffers: BufferMetricFamilies,
+}
+
+/// Metric families of sinks' disk buffers, labelled by the sink's id.
+#[derive(Clone)]
+pub struct BufferMetricFamilies {
+    /// `buffer_written_events_total`: events written to disk (and synced, as `fsync` says).
+    pub written: IntCounterVec,
+    /// `buffer_acknowledged_events_total`: events the sink delivered from the buffer.
+    pub acknowledged: IntCounterVec,
+    /// `buffer_replayed_events_total`: events read back that an earlier run had written.
+    pub replayed: IntCounterVec,
+    /// `buffer_corrupt_records_total`: records lost to damage (torn or failing their checksum).
+    pub corrupt: IntCounterVec,
+    /// `buffer_disk_bytes`: bytes the buffer's segment files hold.
+    pub disk_bytes: IntGaugeVec,
 }
 
 /// Metric families of remediation and the fleet (DESIGN §5).
@@ -221,10 +237,42 @@ impl MetricsCollector {
                 &["status"],
             ),
         };
+        let buffers = BufferMetricFamilies {
+            written: counter_vec(
+                &registry,
+                "buffer_written_events_total",
+                "Events a sink's disk buffer wrote (synced as its `fsync` says).",
+                &["component_id"],
+            ),
+            acknowledged: counter_vec(
+                &registry,
+                "buffer_acknowledged_events_total",
+                "Events from a disk buffer that its sink delivered.",
+                &["component_id"],
+            ),
+            replayed: counter_vec(
+                &registry,
+                "buffer_replayed_events_total",
+                "Events a disk buffer read back that an earlier run wrote.",
+                &["component_id"],
+            ),
+            corrupt: counter_vec(
+                &registry,
+                "buffer_corrupt_records_total",
+                "Records of a disk buffer lost to damage: torn, or failing their checksum.",
+                &["component_id"],
+            ),
+            disk_bytes: gauge_vec(
+                "buffer_disk_bytes",
+                "Bytes a disk buffer's segment files hold.",
+                &["component_id"],
+            ),
+        };
         MetricsCollector {
             registry,
             files,
             remediation,
+            buffers,
             received_events,
             received_bytes,
             sent_events,
@@ -244,6 +292,11 @@ impl MetricsCollector {
     /// The `file` source's families.
     pub fn files(&self) -> &FileMetricFamilies {
         &self.files
+    }
+
+    /// The disk buffers' families.
+    pub fn buffers(&self) -> &BufferMetricFamilies {
+        &self.buffers
     }
 
     /// The registry, for services that add their own metric families.
@@ -373,6 +426,13 @@ impl ComponentMetrics {
         self.discarded
             .with_label_values(&[id.as_str(), kind, component_type, reason])
             .inc_by(events as u64);
+    }
+
+    /// A handle on the errors counter for one type, for threads that count often.
+    pub fn error_counter(&self, error_type: &str) -> IntCounter {
+        let [id, kind, component_type] = &self.labels;
+        self.errors
+            .with_label_values(&[id.as_str(), kind, component_type, error_type])
     }
 
     /// A handle on the discarded counter for one reason, for hot paths that drop often.

@@ -22,6 +22,7 @@ use crate::metrics::ComponentKind;
 use crate::plugins::registry::{self, parse_component};
 
 use crate::pipeline::WhenFull;
+use crate::pipeline::disk_buffer::BufferConfig;
 use crate::settings::GlobalOptions;
 use crate::settings::fields;
 
@@ -77,6 +78,8 @@ pub struct ComponentSpec<C: ?Sized> {
     pub inputs: Vec<String>,
     /// Sinks only: what its input does when full.
     pub when_full: WhenFull,
+    /// Sinks only: where entries wait for it (memory, the default, or disk).
+    pub buffer: BufferConfig,
     pub config: Box<C>,
 }
 
@@ -169,6 +172,7 @@ struct RawComponent<'t> {
     type_name: String,
     inputs: Option<Spanned<Vec<String>>>,
     when_full: WhenFull,
+    buffer: BufferConfig,
     rest: Spanned<DeValue<'t>>,
 }
 
@@ -323,6 +327,7 @@ impl<'a> Loader<'a> {
             let mut type_name = None;
             let mut inputs = None;
             let mut when_full = WhenFull::default();
+            let mut buffer = BufferConfig::default();
             for (field, field_value) in fields.iter() {
                 match field.get_ref().as_ref() {
                     "type" => {
@@ -337,6 +342,11 @@ impl<'a> Loader<'a> {
                     "when_full" if kind == ComponentKind::Sink => {
                         when_full = self
                             .deserialize::<WhenFull>(field_value.clone(), component.clone())
+                            .unwrap_or_default();
+                    }
+                    "buffer" if kind == ComponentKind::Sink => {
+                        buffer = self
+                            .deserialize::<BufferConfig>(field_value.clone(), component.clone())
                             .unwrap_or_default();
                     }
                     _ => {
@@ -365,6 +375,7 @@ impl<'a> Loader<'a> {
                 type_name,
                 inputs,
                 when_full,
+                buffer,
                 rest: Spanned::new(value.span(), DeValue::Table(rest)),
             });
         }
@@ -420,7 +431,13 @@ impl<'a> Loader<'a> {
                 id: raw.id,
                 type_name: raw.type_name,
                 inputs,
-                when_full: raw.when_full,
+                when_full: match raw.buffer {
+                    BufferConfig::Memory {
+                        when_full: Some(when_full),
+                    } => when_full,
+                    _ => raw.when_full,
+                },
+                buffer: raw.buffer,
                 config,
             }),
             Err(error) => {

@@ -24,18 +24,34 @@ pub enum DeliveryStatus {
 /// Runs a callback once every holder of a batch is done with it.
 pub struct Finalizer {
     status: AtomicU8,
+    settles_when_buffered: bool,
     on_done: Option<Box<dyn FnOnce(DeliveryStatus) + Send + Sync>>,
 }
 
 impl Finalizer {
+    /// Runs `on_done` once every sink has delivered the batch (or failed to).
     pub fn new(on_done: impl FnOnce(DeliveryStatus) + Send + Sync + 'static) -> Self {
         Finalizer {
             status: AtomicU8::new(DeliveryStatus::Delivered as u8),
+            settles_when_buffered: false,
             on_done: Some(Box::new(on_done)),
         }
     }
 
-    fn fail(&self) {
+    /// As `new`, but a sink's disk buffer counts as delivery once the batch is written there:
+    /// for sources whose senders wait for an answer (the aggregator's intake), where what is
+    /// safe on disk may be acknowledged.
+    pub fn when_buffered(on_done: impl FnOnce(DeliveryStatus) + Send + Sync + 'static) -> Self {
+        let mut finalizer = Finalizer::new(on_done);
+        finalizer.settles_when_buffered = true;
+        finalizer
+    }
+
+    pub(crate) fn settles_when_buffered(&self) -> bool {
+        self.settles_when_buffered
+    }
+
+    pub(crate) fn fail(&self) {
         self.status
             .fetch_max(DeliveryStatus::Failed as u8, Ordering::AcqRel);
     }
@@ -102,6 +118,12 @@ impl Batch {
 
     pub fn byte_size(&self) -> usize {
         self.entries.iter().map(LogEntry::byte_size).sum()
+    }
+
+    /// Takes the batch's acknowledgement out of it (a disk buffer keeps it while the entries
+    /// travel on disk).
+    pub(crate) fn take_finalizer(&mut self) -> Option<Arc<Finalizer>> {
+        self.finalizer.take()
     }
 
     /// Records that this consumer could not deliver the entries; the source will see `Failed`.

@@ -8,6 +8,7 @@
 
 mod batch;
 mod channel;
+pub mod disk_buffer;
 pub mod segments;
 
 pub use batch::{Batch, DeliveryStatus, Finalizer};

@@ -46,6 +46,57 @@ impl From<ConfigDuration> for Duration {
     }
 }
 
+/// A size written as `"1GiB"`, `"512MiB"`, `"100MB"`, `"64KiB"`, or an integer number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses `"<number><unit>"`: units `B`, `KB`/`MB`/`GB`/`TB` (powers of 1000) and
+    /// `KiB`/`MiB`/`GiB`/`TiB` (powers of 1024), case-insensitively; spaces are allowed.
+    pub fn parse(text: &str) -> Option<ByteSize> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: f64 = number.parse().ok()?;
+        let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "kb" | "k" => 1_000,
+            "mb" | "m" => 1_000_000,
+            "gb" | "g" => 1_000_000_000,
+            "tb" | "t" => 1_000_000_000_000,
+            "kib" | "ki" => 1 << 10,
+            "mib" | "mi" => 1 << 20,
+            "gib" | "gi" => 1 << 30,
+            "tib" | "ti" => 1 << 40,
+            _ => return None,
+        };
+        let bytes = number * multiplier as f64;
+        (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64)
+            .then_some(ByteSize(bytes as u64))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Bytes(bytes) => Ok(ByteSize(bytes)),
+            Raw::Text(text) => ByteSize::parse(&text).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "invalid size `{text}` (expected e.g. \"1GiB\", \"512MiB\", \"100MB\")"
+                ))
+            }),
+        }
+    }
+}
+
 /// A token or key. Never printed: `Debug` shows only whether it is set.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -350,6 +401,18 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sizes_parse_in_both_unit_systems() {
+        use super::ByteSize;
+        assert_eq!(ByteSize::parse("1GiB"), Some(ByteSize(1 << 30)));
+        assert_eq!(ByteSize::parse("512 MiB"), Some(ByteSize(512 << 20)));
+        assert_eq!(ByteSize::parse("100MB"), Some(ByteSize(100_000_000)));
+        assert_eq!(ByteSize::parse("1.5kib"), Some(ByteSize(1536)));
+        assert_eq!(ByteSize::parse("4096"), Some(ByteSize(4096)));
+        assert_eq!(ByteSize::parse("1 parsec"), None);
+        assert_eq!(ByteSize::parse("GiB"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -21,7 +21,8 @@ use crate::component::{
 use crate::config::{ComponentSpec, Config};
 use crate::health::{Health, HealthHandle};
 use crate::metrics::{ComponentKind, ComponentMetrics, MetricsCollector};
-use crate::pipeline::{CHANNEL_BATCHES, Input, Output};
+use crate::pipeline::disk_buffer::{BufferMetrics, DiskBuffer, DiskBufferSettings};
+use crate::pipeline::{Batch, CHANNEL_BATCHES, Input, Output, WhenFull};
 use crate::state::StateStore;
 
 /// A component that could not be built, with its id.
@@ -232,6 +233,7 @@ impl<'c> TopologyBuilder<'c> {
                     spec.type_name.as_str(),
                     &spec.inputs,
                     spec.when_full,
+                    None,
                 )
             })
             .chain(sinks.iter().map(|(spec, _)| {
@@ -241,21 +243,38 @@ impl<'c> TopologyBuilder<'c> {
                     spec.type_name.as_str(),
                     &spec.inputs,
                     spec.when_full,
+                    spec.buffer.disk(),
                 )
             }));
         let mut inputs = HashMap::new();
-        for (id, kind, type_name, upstream, when_full) in consumers {
+        let mut buffers = HashMap::new();
+        for (id, kind, type_name, upstream, when_full, disk) in consumers {
             let consumer_metrics = match outputs.get(id) {
                 Some((_, m)) => m.clone(),
                 None => metrics.component(id, kind, type_name),
             };
             let (sender, receiver) = flume::bounded(CHANNEL_BATCHES);
+            // A disk buffer's writer takes everything and applies `when_full` at the disk.
+            let when_full = if disk.is_some() {
+                WhenFull::Block
+            } else {
+                when_full
+            };
             for producer in upstream {
                 if let Some((output, _)) = outputs.get_mut(producer.as_str()) {
                     output.add_target(Arc::from(id), sender.clone(), when_full, &consumer_metrics);
                 }
             }
-            inputs.insert(id, Input::new(receiver, consumer_metrics));
+            match disk {
+                Some(settings) => {
+                    let (to_sink, sink_receiver) = flume::bounded(CHANNEL_BATCHES);
+                    inputs.insert(id, Input::new(sink_receiver, consumer_metrics));
+                    buffers.insert(id, (settings, receiver, to_sink));
+                }
+                None => {
+                    inputs.insert(id, Input::new(receiver, consumer_metrics));
+                }
+            }
         }
         Edges {
             outputs: outputs
@@ -263,6 +282,7 @@ impl<'c> TopologyBuilder<'c> {
                 .map(|(id, (builder, m))| (id, (builder.build(), m)))
                 .collect(),
             inputs,
+            buffers,
         }
     }
 }
@@ -271,7 +291,15 @@ impl<'c> TopologyBuilder<'c> {
 struct Edges<'c> {
     outputs: HashMap<&'c str, (Output, ComponentMetrics)>,
     inputs: HashMap<&'c str, Input>,
+    /// Sinks with a disk buffer: its settings, what the producers send, what the sink reads.
+    buffers: HashMap<&'c str, PendingBuffer>,
 }
+
+type PendingBuffer = (
+    DiskBufferSettings,
+    flume::Receiver<Batch>,
+    flume::Sender<Batch>,
+);
 
 /// What starting a component needs: the agent's shared handles and the shutdown signal.
 struct Start<'a> {
@@ -308,15 +336,57 @@ impl Start<'_> {
                 data_dir: self.data_dir.clone(),
                 state: self.state.clone(),
             };
+            let run = match edges.buffers.remove(spec.id.as_str()) {
+                Some(pending) => {
+                    let sink_metrics = cx.metrics.clone();
+                    self.buffered(&spec.id, pending, &sink_metrics, sink.run(cx))
+                }
+                None => sink.run(cx),
+            };
             health_handle.running();
-            started.push(supervise(
-                &spec.id,
-                ComponentKind::Sink,
-                health_handle,
-                sink.run(cx),
-            ));
+            started.push(supervise(&spec.id, ComponentKind::Sink, health_handle, run));
         }
         started
+    }
+
+    /// Starts a sink's disk buffer; the sink counts as finished once the buffer has saved
+    /// where the sink got to.
+    fn buffered(
+        &self,
+        id: &str,
+        (settings, upstream, downstream): PendingBuffer,
+        sink_metrics: &ComponentMetrics,
+        run: ComponentFuture,
+    ) -> ComponentFuture {
+        let families = self.metrics.buffers();
+        let metrics = BufferMetrics {
+            written: families.written.with_label_values(&[id]),
+            acknowledged: families.acknowledged.with_label_values(&[id]),
+            replayed: families.replayed.with_label_values(&[id]),
+            corrupt: families.corrupt.with_label_values(&[id]),
+            disk_bytes: families.disk_bytes.with_label_values(&[id]),
+            input_events: sink_metrics.buffer_events.clone(),
+            discarded_full: sink_metrics.discarded_counter("buffer_full"),
+            write_errors: sink_metrics.error_counter("buffer_write"),
+        };
+        let dir = self.data_dir.join("buffers").join(path_safe(id));
+        let started = DiskBuffer::start(
+            id,
+            &dir,
+            settings,
+            upstream,
+            downstream,
+            metrics,
+            self.shutdown.child_token(),
+        );
+        match started {
+            Ok(buffer) => Box::pin(async move {
+                let result = run.await;
+                buffer.finished().await;
+                result
+            }),
+            Err(error) => Box::pin(async move { Err(ComponentError::Other(error.to_string())) }),
+        }
     }
 
     fn transforms(
@@ -385,6 +455,23 @@ impl Start<'_> {
         }
         started
     }
+}
+
+/// A component id as a directory name: bytes other than letters, digits, `-`, `_` and `.`
+/// are written `%XX`, so no id can name a path outside `data_dir/buffers`.
+fn path_safe(id: &str) -> String {
+    let mut name = String::with_capacity(id.len());
+    for byte in id.bytes() {
+        if byte.is_ascii_alphanumeric()
+            || matches!(byte, b'-' | b'_')
+            || (byte == b'.' && !name.is_empty())
+        {
+            name.push(byte as char);
+        } else {
+            name.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    name
 }
 
 /// Runs a component's future as a task; reports how it ended to `Health` and the log.
