@@ -228,7 +228,10 @@ fn a_buffer_damaged_by_hand_starts_delivers_the_rest_and_counts_the_skipped() {
     let numbers = message_numbers(&lines);
     let distinct: HashSet<usize> = numbers.iter().copied().collect();
     assert_eq!(distinct.len(), numbers.len(), "no duplicates");
-    assert!(corrupt >= 2.0, "the overwritten and the torn record: {corrupt}");
+    assert!(
+        corrupt >= 2.0,
+        "the overwritten and the torn record: {corrupt}"
+    );
     // A record is a batch of up to 512 messages: what was lost is a few batches, no more.
     let lost = count - distinct.len();
     assert!(lost > 0 && lost <= 4 * 512, "lost {lost} of {count}");

@@ -11,6 +11,8 @@
 #   --tools    comma-separated subset of tailfix,rsyslog,syslog-ng (default: all three)
 #   --peer-format native|json   peers write their default file format (default) or JSON
 #   --tailfix-encoding json|text   tailfix's file sink encoding (default json, the product default)
+#   --tailfix-buffer memory|disk   tailfix's sink buffer (default memory; disk: a disk buffer under
+#                  the run's data_dir, fsync as its default says)
 #   --s2-rate R    UDP datagrams/s offered in S2 (default 100000)
 #   --no-install   do not install peers (skip any that are missing)
 #   --no-ceiling   skip measuring the sender into a trivial reader
@@ -50,6 +52,7 @@ QUICK=0
 TOOLS=tailfix,rsyslog,syslog-ng
 PEER_FORMAT=native
 ENCODING=json
+BUFFER=memory
 INSTALL=1
 CEILING=1
 APPEND=0
@@ -64,6 +67,7 @@ while (($#)); do
     --tools) TOOLS=$2; shift ;;
     --peer-format) PEER_FORMAT=$2; shift ;;
     --tailfix-encoding) ENCODING=$2; shift ;;
+    --tailfix-buffer) BUFFER=$2; shift ;;
     --no-install) INSTALL=0 ;;
     --no-ceiling) CEILING=0 ;;
     --append) APPEND=1 ;;
@@ -223,6 +227,8 @@ start() {
     case $tool in
     tailfix)
         cfg=$(render "$HERE/conf/tailfix-$scenario.toml")
+        # [sinks.out] is the last table of every tailfix config here.
+        [[ $BUFFER == disk ]] && echo 'buffer = { type = "disk", max_size = "16GiB" }' >>"$cfg"
         "$TAILFIX" run -c "$cfg" >"$RUN/tool.log" 2>&1 &
         TOOL_PID=$!
         ;;
@@ -515,7 +521,7 @@ else
     : >"$NOTES"
 fi
 grep -q '^machine:' "$NOTES" || echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), $(uname -r)" >>"$NOTES"
-grep -q '^tailfix:' "$NOTES" || echo "tailfix: $TAILFIX ($(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?')), sink encoding $ENCODING; peers' output format: $PEER_FORMAT" >>"$NOTES"
+grep -q '^tailfix:' "$NOTES" || echo "tailfix: $TAILFIX ($(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?')), sink encoding $ENCODING, buffer $BUFFER; peers' output format: $PEER_FORMAT" >>"$NOTES"
 grep -q '^peer:' "$NOTES" || peer_versions | sed 's/^/peer: /' >>"$NOTES"
 echo "load before: $(uptime)" >>"$NOTES"
 log "$(tail -1 "$NOTES")"

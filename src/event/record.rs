@@ -11,11 +11,12 @@
 //! bug or a foreign file) is an error naming what was wrong, never a panic.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Frame, Language, Level, LogEntry, Metadata, StackTrace, Value};
+use super::{Frame, Language, Level, LogEntry, Metadata, ShortText, StackTrace, Value};
 use crate::time::Timestamp;
 
 /// The format's version, the first byte of every record.
@@ -36,6 +37,7 @@ pub fn encode_batch(entries: &[LogEntry], out: &mut Vec<u8>) {
     out.push(VERSION);
     put_varint(out, entries.len() as u64);
     let mut previous: Option<(&Arc<str>, &Arc<str>)> = None;
+    let mut keys = KeyTable::default();
     for entry in entries {
         // Node and source repeat along a batch: 0 says "as the entry before".
         match previous {
@@ -60,7 +62,7 @@ pub fn encode_batch(entries: &[LogEntry], out: &mut Vec<u8>) {
                 put_part(out, &entry.raw, trace);
             }
         }
-        put_metadata(out, &entry.metadata);
+        put_metadata(out, &entry.metadata, &mut keys);
         match &entry.trace {
             None => out.push(0),
             Some(trace) => {
@@ -109,6 +111,7 @@ pub fn decode_batch(record: Bytes) -> Result<Vec<LogEntry>, RecordError> {
     let mut reader = Reader {
         record: &record,
         at: 0,
+        keys: Vec::new(),
     };
     if reader.byte()? != VERSION {
         return Err(reader.error("unknown version"));
@@ -166,6 +169,30 @@ pub fn decode_batch(record: Bytes) -> Result<Vec<LogEntry>, RecordError> {
     Ok(entries)
 }
 
+/// Most distinct keys kept for the life of the process; keys past it are allocated per entry.
+const MAX_INTERNED_KEYS: usize = 4096;
+
+/// The key as a `'static` string: the same text always gives the same one, so entries read
+/// back share their keys as parsed entries share the parsers' constants. Bounded: a stream of
+/// ever new keys cannot grow it past `MAX_INTERNED_KEYS`.
+fn intern(key: String) -> Cow<'static, str> {
+    static INTERNED: std::sync::OnceLock<std::sync::Mutex<HashSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    let mut interned = INTERNED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(known) = interned.get(key.as_str()) {
+        return Cow::Borrowed(known);
+    }
+    if interned.len() >= MAX_INTERNED_KEYS {
+        return Cow::Owned(key);
+    }
+    let leaked: &'static str = Box::leak(key.into_boxed_str());
+    interned.insert(leaked);
+    Cow::Borrowed(leaked)
+}
+
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push(value as u8 | 0x80);
@@ -192,15 +219,38 @@ fn put_part(out: &mut Vec<u8>, whole: &[u8], part: &[u8]) {
     }
 }
 
-fn put_metadata(out: &mut Vec<u8>, metadata: &Metadata) {
-    put_varint(out, metadata.len() as u64);
-    for (key, value) in metadata.iter() {
-        put_bytes(out, key.as_bytes());
-        put_value(out, value);
+/// The keys written so far in one record: a key repeats along a batch, so after its first
+/// time it is written as its number (and read back without an allocation per entry).
+#[derive(Default)]
+struct KeyTable<'e> {
+    keys: Vec<&'e str>,
+}
+
+impl<'e> KeyTable<'e> {
+    fn put(&mut self, out: &mut Vec<u8>, key: &'e str) {
+        let same = |known: &&str| {
+            (known.as_ptr() == key.as_ptr() && known.len() == key.len()) || *known == key
+        };
+        match self.keys.iter().position(same) {
+            Some(index) => put_varint(out, index as u64 + 1),
+            None => {
+                out.push(0);
+                put_bytes(out, key.as_bytes());
+                self.keys.push(key);
+            }
+        }
     }
 }
 
-fn put_value(out: &mut Vec<u8>, value: &Value) {
+fn put_metadata<'e>(out: &mut Vec<u8>, metadata: &'e Metadata, keys: &mut KeyTable<'e>) {
+    put_varint(out, metadata.len() as u64);
+    for (key, value) in metadata.iter() {
+        keys.put(out, key);
+        put_value(out, value, keys);
+    }
+}
+
+fn put_value<'e>(out: &mut Vec<u8>, value: &'e Value, keys: &mut KeyTable<'e>) {
     match value {
         Value::Null => out.push(0),
         Value::Bool(false) => out.push(1),
@@ -221,12 +271,12 @@ fn put_value(out: &mut Vec<u8>, value: &Value) {
             out.push(6);
             put_varint(out, items.len() as u64);
             for item in items {
-                put_value(out, item);
+                put_value(out, item, keys);
             }
         }
         Value::Map(map) => {
             out.push(7);
-            put_metadata(out, map);
+            put_metadata(out, map, keys);
         }
     }
 }
@@ -234,6 +284,8 @@ fn put_value(out: &mut Vec<u8>, value: &Value) {
 struct Reader<'r> {
     record: &'r Bytes,
     at: usize,
+    /// The record's keys in the order they first appeared.
+    keys: Vec<Cow<'static, str>>,
 }
 
 impl Reader<'_> {
@@ -303,6 +355,21 @@ impl Reader<'_> {
             at,
             what: "name is not UTF-8",
         })
+    }
+
+    fn key(&mut self) -> Result<Cow<'static, str>, RecordError> {
+        match self.varint()? {
+            0 => {
+                let key = intern(self.text()?);
+                self.keys.push(key.clone());
+                Ok(key)
+            }
+            index => self
+                .keys
+                .get(index as usize - 1)
+                .cloned()
+                .ok_or_else(|| self.error("unknown key number")),
+        }
     }
 
     fn optional_text(&mut self) -> Result<Option<String>, RecordError> {
@@ -382,9 +449,9 @@ impl Reader<'_> {
         let count = self.length()?;
         let mut metadata = Metadata::with_capacity(count);
         for _ in 0..count {
-            let key = self.text()?;
+            let key = self.key()?;
             let value = self.value(depth)?;
-            metadata.push(Cow::Owned(key), value);
+            metadata.push(key, value);
         }
         Ok(metadata)
     }
@@ -400,8 +467,14 @@ impl Reader<'_> {
             }
             4 => Value::Float(f64::from_le_bytes(self.array()?)),
             5 => {
-                let text = self.bytes()?;
-                Value::text_in(&text, &text)
+                // Short text is copied into the value: no reference to the record to count.
+                let length = self.length()?;
+                let range = self.at..self.at + length;
+                self.at += length;
+                match ShortText::new(&self.record[range.clone()]) {
+                    Some(short) => Value::Short(short),
+                    None => Value::Bytes(self.record.slice(range)),
+                }
             }
             6 => {
                 if depth >= MAX_DEPTH {

@@ -120,6 +120,19 @@ impl Batch {
         self.entries.iter().map(LogEntry::byte_size).sum()
     }
 
+    /// The entries, shared (a disk buffer keeps them to hand to its sink without reading them
+    /// back from disk).
+    pub(crate) fn shared_entries(&self) -> Arc<Vec<LogEntry>> {
+        self.entries.clone()
+    }
+
+    pub(crate) fn from_shared(entries: Arc<Vec<LogEntry>>, finalizer: Finalizer) -> Self {
+        Batch {
+            entries,
+            finalizer: Some(Arc::new(finalizer)),
+        }
+    }
+
     /// Takes the batch's acknowledgement out of it (a disk buffer keeps it while the entries
     /// travel on disk).
     pub(crate) fn take_finalizer(&mut self) -> Option<Arc<Finalizer>> {

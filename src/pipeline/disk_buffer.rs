@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::batch::{Batch, DeliveryStatus, Finalizer};
 use super::channel::WhenFull;
 use super::segments::{self, Damage, Position, SegmentReader, SegmentWriter, Step};
+use crate::event::LogEntry;
 use crate::event::record::{decode_batch, encode_batch};
 use crate::settings::ByteSize;
 
@@ -164,7 +165,7 @@ impl DiskBuffer {
             dir: dir.to_path_buf(),
             layout: Mutex::new(opened.layout),
             room: Condvar::new(),
-            waiting: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(Waiting::default()),
         });
         let (events, inbox) = flume::unbounded();
         let (done, finished) = tokio::sync::oneshot::channel();
@@ -242,10 +243,41 @@ struct Shared {
     layout: Mutex<Layout>,
     /// Signalled when segments are deleted: a writer waiting for room tries again.
     room: Condvar,
-    /// Acknowledgements of batches that wait for their sink, by the sequence number of their
-    /// record: the reader attaches each to the batch it makes of that record.
-    waiting: Mutex<HashMap<u64, Arc<Finalizer>>>,
+    /// What the writer keeps of a record for the reader, by its sequence number.
+    waiting: Mutex<Waiting>,
 }
+
+#[derive(Default)]
+struct Waiting {
+    records: HashMap<u64, Kept>,
+    /// Entries held in `records`.
+    events: usize,
+}
+
+impl Waiting {
+    fn take(&mut self, seq: u64) -> Kept {
+        let kept = self.records.remove(&seq).unwrap_or_default();
+        if let Some(entries) = &kept.entries {
+            self.events -= entries.len();
+        }
+        kept
+    }
+}
+
+/// What the writer hands the reader beside a record.
+#[derive(Default)]
+struct Kept {
+    /// The acknowledgement of a batch that waits for its sink: the reader attaches it to the
+    /// batch it makes of the record.
+    finalizer: Option<Arc<Finalizer>>,
+    /// The entries themselves while the reader keeps up (at most `KEPT_EVENTS` entries), so
+    /// that a record just written is not decoded again; the record on disk is what counts.
+    entries: Option<Arc<Vec<LogEntry>>>,
+}
+
+/// Most entries the writer keeps in memory for the reader: decoding is most of a disk
+/// buffer's cost while its sink keeps up, and this bounds what that saving costs in memory.
+const KEPT_EVENTS: usize = 32 << 10;
 
 #[derive(Debug, Default)]
 struct Layout {
@@ -443,6 +475,7 @@ impl Writer {
         let finalizer = batch.take_finalizer();
         self.record.clear();
         encode_batch(batch.entries(), &mut self.record);
+        let entries = batch.shared_entries();
         drop(batch);
         let seq = loop {
             match self.append() {
@@ -477,13 +510,23 @@ impl Writer {
                 }
             }
         };
+        let mut kept = Kept::default();
         if let Some(finalizer) = finalizer {
             if finalizer.settles_when_buffered() {
                 self.unsynced.push(finalizer);
             } else {
-                lock(&self.shared.waiting).insert(seq, finalizer);
+                kept.finalizer = Some(finalizer);
             }
         }
+        let mut waiting = lock(&self.shared.waiting);
+        if waiting.events + entries.len() <= KEPT_EVENTS {
+            waiting.events += entries.len();
+            kept.entries = Some(entries);
+        }
+        if kept.finalizer.is_some() || kept.entries.is_some() {
+            waiting.records.insert(seq, kept);
+        }
+        drop(waiting);
         self.unsynced_events += events;
         self.first_unsynced.get_or_insert_with(Instant::now);
         let _ = self.events.send(Event::Written);
@@ -813,7 +856,13 @@ impl Reader {
         let Some(cursor) = self.cursor.as_mut() else {
             return Read::Nothing;
         };
-        let step = cursor.next(limit, self.expected);
+        let waiting = &self.shared.waiting;
+        let step = cursor.next_unless(limit, self.expected, |seq| {
+            lock(waiting)
+                .records
+                .get(&seq)
+                .is_some_and(|kept| kept.entries.is_some())
+        });
         let offset = cursor.offset();
         match step {
             Ok(Step::Record {
@@ -892,7 +941,12 @@ impl Reader {
     }
 
     fn make_batch(&mut self, position: Position, seq: u64, payload: Vec<u8>) -> Read {
-        let entries = match decode_batch(Bytes::from(payload)) {
+        let kept = lock(&self.shared.waiting).take(seq);
+        let entries = match kept.entries {
+            Some(entries) => Ok(entries),
+            None => decode_batch(Bytes::from(payload)).map(Arc::new),
+        };
+        let entries = match entries {
             Ok(entries) => entries,
             Err(error) => {
                 self.metrics.corrupt.inc();
@@ -907,7 +961,7 @@ impl Reader {
         if position.segment <= self.replay_until {
             self.metrics.replayed.inc_by(events);
         }
-        let upstream = lock(&self.shared.waiting).remove(&seq);
+        let upstream = kept.finalizer;
         let ticket = self.first_ticket + self.outstanding.len() as u64;
         self.outstanding.push_back(Outstanding {
             position,
@@ -924,7 +978,7 @@ impl Reader {
             }
             let _ = events.send(Event::Acknowledged { ticket, status });
         });
-        Read::Batch(Batch::with_finalizer(entries, finalizer))
+        Read::Batch(Batch::from_shared(entries, finalizer))
     }
 }
 

@@ -179,6 +179,18 @@ impl SegmentReader {
     /// `expected` is the sequence number the next record should have, when known: it makes the
     /// search for a resumption point after damage reject stray matches.
     pub fn next(&mut self, limit: Option<u64>, expected: Option<u64>) -> std::io::Result<Step> {
+        self.next_unless(limit, expected, |_| false)
+    }
+
+    /// As `next`, but a record for whose sequence number `known` says true is passed over
+    /// without reading or checking its bytes (the caller has them): its payload comes back
+    /// empty.
+    pub fn next_unless(
+        &mut self,
+        limit: Option<u64>,
+        expected: Option<u64>,
+        known: impl Fn(u64) -> bool,
+    ) -> std::io::Result<Step> {
         let finished = limit.is_none();
         let end = match limit {
             Some(limit) => limit,
@@ -201,6 +213,16 @@ impl SegmentReader {
                 format!("a record length of {size} bytes")
             };
             return self.damaged(end, expected, what);
+        }
+        if known(seq) {
+            self.file.seek_relative(size as i64)?;
+            let offset = self.offset;
+            self.offset += HEADER as u64 + size;
+            return Ok(Step::Record {
+                offset,
+                seq,
+                payload: Vec::new(),
+            });
         }
         let mut payload = vec![0u8; size as usize];
         self.file.read_exact(&mut payload)?;
