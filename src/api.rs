@@ -1,7 +1,8 @@
 //! The HTTP API on `[api].address` (DESIGN §5): `GET /health`, `GET /metrics`, and under
 //! `/api/v1` the incidents. When `[api].token` is set, every `/api/v1` request needs
 //! `Authorization: Bearer <token>` (reads too: incidents hold traces); `/health` and
-//! `/metrics` stay open.
+//! `/metrics` stay open. `POST /api/v1/reload` reloads the config; it needs a token to be
+//! set (an open loopback API does not reload on anyone's say).
 
 use std::io::Read;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use crate::nodes::{NodeError, NodeManager, Registration};
 use crate::remediation::incident::IncidentStore;
 use crate::settings::Secret;
 use crate::state::StateStore;
+use crate::topology::Changes;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -39,6 +41,25 @@ pub struct ApiState {
     pub nodes: NodeManager,
     /// Largest accepted body, compressed and decompressed alike.
     pub max_body_bytes: usize,
+    /// Where `POST /api/v1/reload` asks the agent to reload (`None`: not offered).
+    pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
+}
+
+/// A reload asked for over the API, and where its outcome goes.
+pub struct ReloadRequest {
+    pub reply: tokio::sync::oneshot::Sender<ReloadOutcome>,
+}
+
+/// How a reload went.
+#[derive(Debug, Clone)]
+pub enum ReloadOutcome {
+    Applied {
+        changes: Changes,
+        /// The files the new config is made of (what `--watch-config` watches next).
+        files: Vec<std::path::PathBuf>,
+    },
+    /// The new config is invalid: the messages `tailfix validate` prints. Nothing changed.
+    Rejected { errors: Vec<String> },
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -49,6 +70,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/nodes", get(list_nodes))
         .route("/nodes/register", post(register_node))
         .route("/nodes/{id}/heartbeat", post(heartbeat))
+        .route("/reload", post(reload))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -164,10 +186,14 @@ async fn health(State(state): State<ApiState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
+    let mut body = json!({
         "status": if healthy { "ok" } else { "unavailable" },
         "components": state.health.snapshot(),
     });
+    // The pipeline still runs on its old config after a failed reload: healthy, but it says so.
+    if let Some(reload) = state.health.reload() {
+        body["last_reload"] = json!(reload);
+    }
     (status, axum::Json(body)).into_response()
 }
 
@@ -337,6 +363,45 @@ fn node_error(failure: NodeError) -> Response {
         ),
         NodeError::Full(_) => error(StatusCode::SERVICE_UNAVAILABLE, failure.to_string()),
         NodeError::State(state) => internal_error(state),
+    }
+}
+
+/// How long a reload over the API may take before the caller is told to look at `/health`.
+const RELOAD_WAIT: Duration = Duration::from_secs(120);
+
+async fn reload(State(state): State<ApiState>) -> Response {
+    if state.token.expose().is_none() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "reloading over the API needs [api].token; send SIGHUP or use --watch-config instead",
+        );
+    }
+    let Some(requests) = &state.reload else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this agent does not reload over the API",
+        );
+    };
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    if requests.send(ReloadRequest { reply }).await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the agent is stopping");
+    }
+    match tokio::time::timeout(RELOAD_WAIT, outcome).await {
+        Ok(Ok(ReloadOutcome::Applied { changes, .. })) => {
+            let mut body = json!(changes);
+            body["status"] = json!("applied");
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
+        Ok(Ok(ReloadOutcome::Rejected { errors })) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(json!({ "status": "rejected", "errors": errors })),
+        )
+            .into_response(),
+        Ok(Err(_)) => error(StatusCode::SERVICE_UNAVAILABLE, "the agent is stopping"),
+        Err(_) => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "the reload is still under way; /health says how it ends",
+        ),
     }
 }
 

@@ -3,11 +3,11 @@
 
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, ApiState};
+use crate::api::{self, ApiState, ReloadOutcome, ReloadRequest};
 use crate::component::Shared;
 use crate::config::Config;
 use crate::fleet;
-use crate::health::Health;
+use crate::health::{Health, ReloadStatus};
 use crate::ingest::IngestHub;
 use crate::metrics::MetricsCollector;
 use crate::nodes::NodeManager;
@@ -97,8 +97,20 @@ pub fn api_access(config: &Config) -> Result<ApiAccess, RunError> {
 /// the agent (after that, a failing component is reported by `/health` and the rest runs on).
 const STARTUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How `tailfix run` was asked to behave beyond its config.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Reload when the config file or a file it names changes.
+    pub watch_config: bool,
+}
+
 /// Runs the agent described by `config` until it is told to stop. Returns `Ok` on a clean stop.
 pub async fn run(config: Config) -> Result<(), RunError> {
+    run_with(config, RunOptions::default()).await
+}
+
+/// As `run`, with options.
+pub async fn run_with(config: Config, options: RunOptions) -> Result<(), RunError> {
     raise_open_files_limit();
     let data_dir = &config.global.agent.data_dir;
     std::fs::create_dir_all(data_dir).map_err(|source| RunError::DataDir {
@@ -132,6 +144,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let health = Health::new();
 
     let api_shutdown = CancellationToken::new();
+    let (reload_requests, mut reload_inbox) = tokio::sync::mpsc::channel::<ReloadRequest>(4);
     let api_task = if config.global.api.enabled {
         let address = config.global.api.address;
         let listener = crate::listen::tcp_listener(address)
@@ -146,6 +159,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             ingest: ingest.clone(),
             nodes: nodes.clone(),
             max_body_bytes: config.global.api.max_body_bytes,
+            reload: Some(reload_requests.clone()),
         });
         Some(tokio::spawn(api::serve(
             listener,
@@ -159,6 +173,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let mut shared = Shared::default();
     shared.insert(ingest.clone());
     let mut topology = RunningTopology::start(&config, &metrics, &health, &state, &shared)
+        .await
         .map_err(RunError::Build)?;
     let failed_at_start = health.settle(STARTUP_LIMIT).await;
     if !failed_at_start.is_empty() {
@@ -188,9 +203,30 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         metrics.clone(),
         background.clone(),
     ));
-    let signalled = tokio::select! {
-        signal = shutdown_signal() => { signal?; true }
-        _ = topology.finished() => false,
+    let reloads = Reloads::new(&metrics, &health);
+    let mut signals = Signals::new()?;
+    let mut watcher = options.watch_config.then(|| ConfigWatcher::start(&config));
+    let mut current = config.global.clone();
+    let path = config.path.clone();
+    let signalled = loop {
+        let trigger = tokio::select! {
+            _ = signals.terminate.recv() => break true,
+            _ = signals.interrupt.recv() => break true,
+            _ = signals.hangup.recv() => Trigger::Signal,
+            Some(request) = reload_inbox.recv() => Trigger::Api(request),
+            Some(()) = async { match watcher.as_mut() { Some(w) => w.changed().await, None => std::future::pending().await } } => Trigger::Watch,
+            _ = topology.finished() => break false,
+        };
+        tracing::info!(trigger = trigger.name(), path = %path.display(), "reloading the config");
+        let outcome = reload(&path, &mut topology, &mut current).await;
+        reloads.record(&outcome);
+        if let (Some(watcher), ReloadOutcome::Applied { files, .. }) = (watcher.as_mut(), &outcome)
+        {
+            watcher.watch(files);
+        }
+        if let Trigger::Api(request) = trigger {
+            let _ = request.reply.send(outcome);
+        }
     };
     if signalled {
         let timeout = config.global.agent.shutdown_timeout.0;
@@ -216,15 +252,253 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     Ok(())
 }
 
-async fn shutdown_signal() -> Result<(), RunError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signal)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signal)?;
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals, RunError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind| signal(kind).map_err(RunError::Signal);
+        Ok(Signals {
+            terminate: listen(SignalKind::terminate())?,
+            interrupt: listen(SignalKind::interrupt())?,
+            hangup: listen(SignalKind::hangup())?,
+        })
     }
-    Ok(())
+}
+
+/// What asked for a reload.
+enum Trigger {
+    Signal,
+    Api(ReloadRequest),
+    Watch,
+}
+
+impl Trigger {
+    fn name(&self) -> &'static str {
+        match self {
+            Trigger::Signal => "SIGHUP",
+            Trigger::Api(_) => "api",
+            Trigger::Watch => "watch",
+        }
+    }
+}
+
+/// Reads the config again and applies it; a config that does not load or build is rejected
+/// with the messages `tailfix validate` prints, and the running pipeline stays as it was.
+async fn reload(
+    path: &std::path::Path,
+    topology: &mut RunningTopology,
+    current: &mut crate::settings::GlobalOptions,
+) -> ReloadOutcome {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            return ReloadOutcome::Rejected {
+                errors: errors.0.iter().map(ToString::to_string).collect(),
+            };
+        }
+    };
+    let restart_needed = restart_needed(current, &config.global);
+    match topology.reload(&config).await {
+        Ok(mut changes) => {
+            changes.warnings.extend(restart_needed);
+            *current = config.global.clone();
+            ReloadOutcome::Applied {
+                changes,
+                files: config.files(),
+            }
+        }
+        Err(errors) => ReloadOutcome::Rejected {
+            errors: errors.iter().map(ToString::to_string).collect(),
+        },
+    }
+}
+
+/// Changes to what is set up once at start: said, not applied.
+fn restart_needed(
+    old: &crate::settings::GlobalOptions,
+    new: &crate::settings::GlobalOptions,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut check = |changed: bool, what: &str| {
+        if changed {
+            warnings.push(format!(
+                "{what} changed: it takes effect at the next restart"
+            ));
+        }
+    };
+    check(
+        format!("{:?}", old.api) != format!("{:?}", new.api),
+        "[api]",
+    );
+    check(
+        format!("{:?}", old.nodes) != format!("{:?}", new.nodes),
+        "[nodes]",
+    );
+    check(old.agent.data_dir != new.agent.data_dir, "[agent].data_dir");
+    check(old.agent.node_id != new.agent.node_id, "[agent].node_id");
+    check(old.agent.mode != new.agent.mode, "[agent].mode");
+    warnings
+}
+
+/// The reload counters, and `/health`'s note of the last reload.
+struct Reloads {
+    total: prometheus::IntCounterVec,
+    last_successful: prometheus::IntGauge,
+    health: Health,
+}
+
+impl Reloads {
+    fn new(metrics: &MetricsCollector, health: &Health) -> Reloads {
+        let total = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "config_reloads_total",
+                "Config reloads, by outcome: applied or rejected.",
+            ),
+            &["outcome"],
+        )
+        .expect("valid counter definition");
+        let last_successful = prometheus::IntGauge::new(
+            "config_last_reload_successful",
+            "1 if the last config reload was applied (or none was tried), 0 if it was rejected.",
+        )
+        .expect("valid gauge definition");
+        // Registered once per process; a second agent in one process (tests) shares them.
+        let _ = metrics.registry().register(Box::new(total.clone()));
+        let _ = metrics
+            .registry()
+            .register(Box::new(last_successful.clone()));
+        last_successful.set(1);
+        Reloads {
+            total,
+            last_successful,
+            health: health.clone(),
+        }
+    }
+
+    fn record(&self, outcome: &ReloadOutcome) {
+        let at = crate::time::Timestamp::now().to_rfc3339();
+        match outcome {
+            ReloadOutcome::Applied { changes, .. } => {
+                tracing::info!(added = ?changes.added, changed = ?changes.changed, removed = ?changes.removed, "config reloaded");
+                for warning in &changes.warnings {
+                    tracing::warn!("reload: {warning}");
+                }
+                self.total.with_label_values(&["applied"]).inc();
+                self.last_successful.set(1);
+                self.health.set_reload(ReloadStatus {
+                    status: "applied",
+                    at,
+                    errors: Vec::new(),
+                });
+            }
+            ReloadOutcome::Rejected { errors } => {
+                tracing::error!(errors = %errors.join("; "), "config reload rejected; the pipeline runs on unchanged");
+                self.total.with_label_values(&["rejected"]).inc();
+                self.last_successful.set(0);
+                self.health.set_reload(ReloadStatus {
+                    status: "failed",
+                    at,
+                    errors: errors.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// Watches the config file and the files it names (through their directories, so that an
+/// editor's or a ConfigMap's replace-by-rename is seen).
+struct ConfigWatcher {
+    watcher: Option<notify::RecommendedWatcher>,
+    watched: std::collections::HashSet<std::path::PathBuf>,
+    files: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<std::path::PathBuf>>>,
+    changes: tokio::sync::mpsc::Receiver<()>,
+}
+
+/// Changes closer together than this are one reload.
+const WATCH_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
+
+impl ConfigWatcher {
+    fn start(config: &Config) -> ConfigWatcher {
+        let (sender, changes) = tokio::sync::mpsc::channel(1);
+        let files: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<std::path::PathBuf>>> =
+            Default::default();
+        let seen = files.clone();
+        let handler = move |result: notify::Result<notify::Event>| {
+            let Ok(event) = result else {
+                return;
+            };
+            if event.kind.is_access() {
+                return;
+            }
+            let files = seen.lock().unwrap_or_else(|p| p.into_inner());
+            // Kubernetes swaps a ConfigMap's `..data` link: any change in a watched directory
+            // whose name starts with `..` counts too.
+            let relevant = event.paths.iter().any(|path| {
+                files.contains(path)
+                    || path
+                        .file_name()
+                        .is_some_and(|name| name.to_string_lossy().starts_with(".."))
+            });
+            if relevant {
+                let _ = sender.try_send(());
+            }
+        };
+        let watcher = match notify::recommended_watcher(handler) {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                tracing::error!(%error, "cannot watch the config for changes; --watch-config is off");
+                None
+            }
+        };
+        let mut watching = ConfigWatcher {
+            watcher,
+            watched: Default::default(),
+            files,
+            changes,
+        };
+        watching.watch(&config.files());
+        watching
+    }
+
+    /// Watches `files` (the config's files after a reload) from now on.
+    fn watch(&mut self, files: &[std::path::PathBuf]) {
+        use notify::Watcher;
+        let absolute: Vec<std::path::PathBuf> = files
+            .iter()
+            .map(|file| std::path::absolute(file).unwrap_or_else(|_| file.clone()))
+            .collect();
+        *self.files.lock().unwrap_or_else(|p| p.into_inner()) = absolute.iter().cloned().collect();
+        let Some(watcher) = self.watcher.as_mut() else {
+            return;
+        };
+        for file in &absolute {
+            let Some(dir) = file.parent() else {
+                continue;
+            };
+            if self.watched.insert(dir.to_path_buf())
+                && let Err(error) = watcher.watch(dir, notify::RecursiveMode::NonRecursive)
+            {
+                tracing::warn!(dir = %dir.display(), %error, "cannot watch a config directory");
+            }
+        }
+    }
+
+    /// Resolves after a change, once changes have settled.
+    async fn changed(&mut self) -> Option<()> {
+        self.changes.recv().await?;
+        loop {
+            match tokio::time::timeout(WATCH_SETTLE, self.changes.recv()).await {
+                Ok(Some(())) => continue,
+                Ok(None) => return None,
+                Err(_) => return Some(()),
+            }
+        }
+    }
 }
 
 /// A file source may follow thousands of files, one descriptor each: raise the soft limit on

@@ -105,6 +105,12 @@ pub struct BuildContext<'a> {
 pub trait SourceConfig: Debug + Send + Sync {
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Source>, BuildError>;
 
+    /// Files the component reads its configuration from (TLS certificates, programs): a
+    /// reload rebuilds it when one changes, and `--watch-config` watches them.
+    fn files(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
     /// Addresses this source listens on.
     fn resources(&self) -> Vec<Resource> {
         Vec::new()
@@ -120,10 +126,20 @@ pub trait SourceConfig: Debug + Send + Sync {
 
 pub trait TransformConfig: Debug + Send + Sync {
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Transform>, BuildError>;
+
+    /// As `SourceConfig::files`.
+    fn files(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
 }
 
 pub trait SinkConfig: Debug + Send + Sync {
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Sink>, BuildError>;
+
+    /// As `SourceConfig::files`.
+    fn files(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
 
     /// As `SourceConfig::warnings` (an output directory that cannot be written).
     fn warnings(&self) -> Vec<String> {

@@ -27,12 +27,30 @@ pub struct ComponentHealth {
     pub status: ComponentStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Which instance of the component this row is about: one replaced by a reload may still
+    /// report how it ended, and must not overwrite its successor's row.
+    #[serde(skip)]
+    generation: u64,
+}
+
+/// How the last reload of the config went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReloadStatus {
+    /// `applied` or `failed`.
+    pub status: &'static str,
+    /// When (RFC 3339).
+    pub at: String,
+    /// Why it failed: the same messages as `tailfix validate`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
 
 /// Shared table of every component's status.
 #[derive(Debug, Clone, Default)]
 pub struct Health {
     components: Arc<Mutex<BTreeMap<String, ComponentHealth>>>,
+    reload: Arc<Mutex<Option<ReloadStatus>>>,
+    generations: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A component's handle on its own row.
@@ -40,6 +58,7 @@ pub struct Health {
 pub struct HealthHandle {
     health: Health,
     id: String,
+    generation: u64,
 }
 
 impl Health {
@@ -56,18 +75,44 @@ impl Health {
     }
 
     pub fn register(&self, id: &str, kind: ComponentKind) -> HealthHandle {
+        let generation = self
+            .generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.table().insert(
             id.to_string(),
             ComponentHealth {
                 kind: kind.as_str(),
                 status: ComponentStatus::Starting,
                 error: None,
+                generation,
             },
         );
         HealthHandle {
             health: self.clone(),
             id: id.to_string(),
+            generation,
         }
+    }
+
+    /// Forgets a component a reload removed.
+    pub fn remove(&self, id: &str) {
+        self.table().remove(id);
+    }
+
+    /// Records how a reload went.
+    pub fn set_reload(&self, status: ReloadStatus) {
+        *self
+            .reload
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(status);
+    }
+
+    /// How the last reload went, if there was one.
+    pub fn reload(&self) -> Option<ReloadStatus> {
+        self.reload
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, ComponentHealth> {
@@ -119,7 +164,9 @@ impl Health {
 
 impl HealthHandle {
     fn set(&self, status: ComponentStatus, error: Option<String>) {
-        if let Some(row) = self.health.table().get_mut(&self.id) {
+        if let Some(row) = self.health.table().get_mut(&self.id)
+            && row.generation == self.generation
+        {
             row.status = status;
             row.error = error;
         }

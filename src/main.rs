@@ -30,6 +30,10 @@ enum Command {
         /// Pipeline config file.
         #[arg(short, long, default_value = "conf/tailfix.toml")]
         config: PathBuf,
+        /// Reload when the config file, or a file it names (TLS certificates, programs),
+        /// changes. SIGHUP and `POST /api/v1/reload` reload too.
+        #[arg(long)]
+        watch_config: bool,
     },
     /// Check a config file without running it; prints every problem and exits 1 if any.
     Validate {
@@ -89,7 +93,10 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run { config } => {
+        Command::Run {
+            config,
+            watch_config,
+        } => {
             let loaded = match Config::load(&config) {
                 Ok(loaded) => loaded,
                 Err(errors) => {
@@ -101,7 +108,8 @@ fn main() -> ExitCode {
             let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
                 return ExitCode::FAILURE;
             };
-            let result = runtime.block_on(tailfix::app::run(loaded));
+            let options = tailfix::app::RunOptions { watch_config };
+            let result = runtime.block_on(tailfix::app::run_with(loaded, options));
             // Blocking threads (file readers, writers) have finished or been abandoned by the
             // shutdown deadline; do not wait on them again.
             runtime.shutdown_timeout(std::time::Duration::from_secs(1));

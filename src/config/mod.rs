@@ -11,9 +11,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
-use toml::de::{DeTable, DeValue};
+use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 pub use interpolate::{InterpolationError, interpolate};
 
@@ -80,6 +81,10 @@ pub struct ComponentSpec<C: ?Sized> {
     pub when_full: WhenFull,
     /// Sinks only: where entries wait for it (memory, the default, or disk).
     pub buffer: BufferConfig,
+    /// Everything that makes the component what it is, as text: its table (after
+    /// interpolation, keys in order) and the contents of the files it names. A reload rebuilds
+    /// a component exactly when this changed.
+    pub identity: String,
     pub config: Box<C>,
 }
 
@@ -153,6 +158,30 @@ impl Config {
             Some(config) if loader.errors.is_empty() => Ok(config),
             _ => Err(ConfigErrors(loader.errors)),
         }
+    }
+}
+
+/// The files a component names, each with a checksum of what it holds now.
+fn files_identity(files: &[PathBuf]) -> String {
+    files
+        .iter()
+        .map(|path| match std::fs::read(path) {
+            Ok(bytes) => format!("\n{}={:08x}", path.display(), crc32fast::hash(&bytes)),
+            Err(error) => format!("\n{}=({})", path.display(), error.kind()),
+        })
+        .collect()
+}
+
+impl Config {
+    /// Every file the config is made of: itself and the files its components name.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.path.clone()];
+        files.extend(self.sources.iter().flat_map(|spec| spec.config.files()));
+        files.extend(self.transforms.iter().flat_map(|spec| spec.config.files()));
+        files.extend(self.sinks.iter().flat_map(|spec| spec.config.files()));
+        files.sort();
+        files.dedup();
+        files
     }
 }
 
@@ -238,13 +267,25 @@ impl<'a> Loader<'a> {
             .filter_map(|raw| self.typed(ComponentKind::Sink, raw, registry::sink_parser))
             .collect();
 
-        let config = Config {
+        let mut config = Config {
             path: self.file.to_path_buf(),
             global,
             sources,
             transforms,
             sinks,
         };
+        for spec in &mut config.sources {
+            spec.identity
+                .push_str(&files_identity(&spec.config.files()));
+        }
+        for spec in &mut config.transforms {
+            spec.identity
+                .push_str(&files_identity(&spec.config.files()));
+        }
+        for spec in &mut config.sinks {
+            spec.identity
+                .push_str(&files_identity(&spec.config.files()));
+        }
         self.check_graph(&document);
         self.check_resources(&config, &document);
         Some(config)
@@ -424,10 +465,17 @@ impl<'a> Loader<'a> {
             (_, Some(inputs)) => inputs.into_inner(),
         };
         let table = raw.rest.clone();
+        let rendered = toml::Value::deserialize(ValueDeserializer::from(raw.rest.clone()))
+            .map(|value| value.to_string())
+            .unwrap_or_default();
         let parsed = parse(raw.rest);
         self.report_unknown(&table, &component, &parsed.unknown, parsed.known);
         match parsed.result {
             Ok(config) => Some(ComponentSpec {
+                identity: format!(
+                    "{}\n{:?}\n{:?}\n{:?}\n{rendered}",
+                    raw.type_name, inputs, raw.when_full, raw.buffer
+                ),
                 id: raw.id,
                 type_name: raw.type_name,
                 inputs,

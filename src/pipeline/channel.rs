@@ -4,8 +4,15 @@
 //! Every channel is bounded (`CHANNEL_BATCHES` batches). What happens when one is full is the
 //! consumer's choice (`when_full`): `block` slows the producer down, `drop_newest` drops the batch
 //! and counts it in `component_discarded_events_total{reason="buffer_full"}` of the consumer.
+//!
+//! A reload rewires a running pipeline: an output's consumers can be replaced while it sends
+//! (`Output::rewire`), and a consumer can be replaced without closing its channel: the old one's
+//! `Input` is detached (it ends as if its producers were gone, taking nothing more) and the new
+//! one reads what is queued from where it left off.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, Weak};
+
+use tokio_util::sync::CancellationToken;
 
 use prometheus::{IntCounter, IntGauge};
 use serde::Deserialize;
@@ -32,7 +39,7 @@ pub enum WhenFull {
 }
 
 /// One consumer of an output.
-struct Target {
+pub(crate) struct Target {
     consumer: Arc<str>,
     sender: flume::Sender<Batch>,
     when_full: WhenFull,
@@ -43,7 +50,7 @@ struct Target {
 /// The sending side of a component: every consumer gets every batch.
 #[derive(Clone)]
 pub struct Output {
-    targets: Arc<[Target]>,
+    targets: Arc<RwLock<Arc<[Target]>>>,
     metrics: ComponentMetrics,
 }
 
@@ -57,10 +64,26 @@ impl Output {
 
     /// An output with no consumers, for components whose entries nobody reads.
     pub fn detached(metrics: ComponentMetrics) -> Self {
-        Output {
-            targets: Arc::from(Vec::new()),
+        OutputBuilder {
+            targets: Vec::new(),
             metrics,
         }
+        .build()
+    }
+
+    fn targets(&self) -> Arc<[Target]> {
+        self.targets
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Replaces the consumers (a reload); a send under way finishes with the old ones.
+    pub(crate) fn rewire(&self, targets: OutputBuilder) {
+        *self
+            .targets
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::from(targets.targets);
     }
 
     /// Sends a batch to every consumer; the last gets the original, the others a clone.
@@ -69,7 +92,8 @@ impl Output {
             return;
         }
         self.metrics.sent(batch.len());
-        let Some((last, others)) = self.targets.split_last() else {
+        let targets = self.targets();
+        let Some((last, others)) = targets.split_last() else {
             return;
         };
         for target in others {
@@ -80,7 +104,7 @@ impl Output {
 
     /// Whether any consumer still reads this output.
     pub fn is_connected(&self) -> bool {
-        self.targets
+        self.targets()
             .iter()
             .any(|target| !target.sender.is_disconnected())
     }
@@ -138,7 +162,7 @@ impl OutputBuilder {
 
     pub(crate) fn build(self) -> Output {
         Output {
-            targets: Arc::from(self.targets),
+            targets: Arc::new(RwLock::new(Arc::from(self.targets))),
             metrics: self.metrics,
         }
     }
@@ -146,33 +170,76 @@ impl OutputBuilder {
 
 /// The receiving side of a transform or sink.
 pub struct Input {
-    receiver: flume::Receiver<Batch>,
+    receiver: Arc<flume::Receiver<Batch>>,
     metrics: ComponentMetrics,
+    /// Cancelled when the component is replaced: it ends as if its producers were gone.
+    detached: CancellationToken,
 }
 
+/// How often a blocking receive looks whether its input was detached.
+const DETACH_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl Input {
+    #[cfg(test)]
     pub(crate) fn new(receiver: flume::Receiver<Batch>, metrics: ComponentMetrics) -> Self {
-        Input { receiver, metrics }
+        Input::shared(Arc::new(receiver), metrics, CancellationToken::new())
     }
 
-    /// The next batch, or `None` once every producer is gone and the channel is drained.
+    /// An input over a channel another input may have read before (a reload's replacement).
+    pub(crate) fn shared(
+        receiver: Arc<flume::Receiver<Batch>>,
+        metrics: ComponentMetrics,
+        detached: CancellationToken,
+    ) -> Self {
+        Input {
+            receiver,
+            metrics,
+            detached,
+        }
+    }
+
+    /// The channel, without keeping it open: it closes once its last input is gone.
+    pub(crate) fn channel(&self) -> Weak<flume::Receiver<Batch>> {
+        Arc::downgrade(&self.receiver)
+    }
+
+    /// The next batch, or `None` once every producer is gone and the channel is drained (or
+    /// the input is detached).
     pub async fn recv(&self) -> Option<Batch> {
-        let batch = self.receiver.recv_async().await.ok()?;
+        if self.detached.is_cancelled() {
+            return None;
+        }
+        let batch = tokio::select! {
+            biased;
+            received = self.receiver.recv_async() => received.ok()?,
+            _ = self.detached.cancelled() => return None,
+        };
         Some(self.account(batch))
     }
 
     /// Blocking form of `recv` for sinks that run on a thread of their own; `Timeout` lets them
     /// flush on a timer while idle.
     pub fn recv_blocking(&self, timeout: std::time::Duration) -> Result<Batch, RecvError> {
-        match self.receiver.recv_timeout(timeout) {
-            Ok(batch) => Ok(self.account(batch)),
-            Err(flume::RecvTimeoutError::Timeout) => Err(RecvError::Timeout),
-            Err(flume::RecvTimeoutError::Disconnected) => Err(RecvError::Closed),
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if self.detached.is_cancelled() {
+                return Err(RecvError::Closed);
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.receiver.recv_timeout(left.min(DETACH_POLL)) {
+                Ok(batch) => return Ok(self.account(batch)),
+                Err(flume::RecvTimeoutError::Timeout) if left > DETACH_POLL => continue,
+                Err(flume::RecvTimeoutError::Timeout) => return Err(RecvError::Timeout),
+                Err(flume::RecvTimeoutError::Disconnected) => return Err(RecvError::Closed),
+            }
         }
     }
 
     /// A batch if one is waiting, without blocking.
     pub fn try_recv(&self) -> Option<Batch> {
+        if self.detached.is_cancelled() {
+            return None;
+        }
         self.receiver
             .try_recv()
             .ok()

@@ -143,6 +143,7 @@ pub struct OpenError {
 /// acknowledgements are saved.
 pub struct DiskBuffer {
     done: tokio::sync::oneshot::Receiver<()>,
+    stop: CancellationToken,
 }
 
 impl DiskBuffer {
@@ -191,7 +192,7 @@ impl DiskBuffer {
             events,
             downstream: Some(downstream),
             metrics,
-            shutdown,
+            shutdown: shutdown.clone(),
             position: opened.start,
             expected: opened.start_seq,
             cursor: None,
@@ -228,7 +229,16 @@ impl DiskBuffer {
                 let _ = done.send(());
             }),
         )?;
-        Ok(DiskBuffer { done: finished })
+        Ok(DiskBuffer {
+            done: finished,
+            stop: shutdown,
+        })
+    }
+
+    /// Stops handing records to the sink (its sink is being removed): what it has not taken
+    /// stays on disk for the next start.
+    pub fn stop(&self) {
+        self.stop.cancel();
     }
 
     /// Resolves once the buffer has stopped and saved where its sink got to.

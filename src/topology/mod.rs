@@ -6,9 +6,9 @@
 //! finishes the batches already queued, flushes and returns. A component that fails is logged
 //! with its id and marked failed in `Health`; the others keep running.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -34,52 +34,586 @@ pub struct TopologyError {
     pub error: BuildError,
 }
 
-/// A running pipeline.
+/// A running pipeline, which a reload changes in place.
 pub struct RunningTopology {
     shutdown: CancellationToken,
-    sources: Vec<JoinHandle<()>>,
-    downstream: Vec<JoinHandle<()>>,
+    node_id: Arc<str>,
+    data_dir: PathBuf,
+    metrics: MetricsCollector,
+    health: Health,
+    state: StateStore,
+    shared: Shared,
+    components: BTreeMap<String, Running>,
+    /// Tasks of components a reload removed, still finishing what they hold.
+    retired: Vec<JoinHandle<()>>,
+    /// Disk buffers, which outlive a replaced sink, by sink id.
+    buffers: BTreeMap<String, RunningBuffer>,
+    /// The global sections components are built from; when they change, every component is.
+    global_identity: String,
+    /// How long a replaced component gets to hand over what it holds.
+    handover: Duration,
+}
+
+/// One running component and what a reload needs to replace or rewire it.
+struct Running {
+    kind: ComponentKind,
+    identity: String,
+    metrics: ComponentMetrics,
+    /// A producer's output: a reload changes its consumers, or hands it to a replacement.
+    output: Option<Output>,
+    /// A consumer's channel.
+    channel: Option<Channel>,
+    /// A source stops reading when cancelled; a consumer's input is detached.
+    stop: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+/// A consumer's channel, held weakly: it closes as it would without a runtime watching it
+/// (once its producers are gone, or its consumer is).
+struct Channel {
+    sender: flume::WeakSender<Batch>,
+    receiver: Weak<flume::Receiver<Batch>>,
+}
+
+/// A consumer's channel as a reload opens it: what the consumer reads, what producers send on.
+type Opened = (Arc<flume::Receiver<Batch>>, flume::WeakSender<Batch>);
+
+struct RunningBuffer {
+    settings: DiskBufferSettings,
+    buffer: DiskBuffer,
+}
+
+/// What a reload changed, by component id.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Changes {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    /// What was not applied and why (a sink's `buffer` changes at the next restart).
+    pub warnings: Vec<String>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// What the config wants of one component.
+struct Wanted<'c> {
+    kind: ComponentKind,
+    identity: &'c str,
+    inputs: &'c [String],
+    when_full: WhenFull,
+}
+
+fn wanted(config: &Config) -> BTreeMap<&str, Wanted<'_>> {
+    let mut wanted = BTreeMap::new();
+    for spec in &config.sources {
+        wanted.insert(spec.id.as_str(), Wanted::of(spec, ComponentKind::Source));
+    }
+    for spec in &config.transforms {
+        wanted.insert(spec.id.as_str(), Wanted::of(spec, ComponentKind::Transform));
+    }
+    for spec in &config.sinks {
+        wanted.insert(spec.id.as_str(), Wanted::of(spec, ComponentKind::Sink));
+    }
+    wanted
+}
+
+impl<'c> Wanted<'c> {
+    fn of<C: ?Sized>(spec: &'c ComponentSpec<C>, kind: ComponentKind) -> Self {
+        Wanted {
+            kind,
+            identity: &spec.identity,
+            inputs: &spec.inputs,
+            when_full: spec.when_full,
+        }
+    }
+}
+
+fn global_identity(config: &Config) -> String {
+    let global = &config.global;
+    format!(
+        "{:?}\n{:?}\n{:?}",
+        global.agent, global.model, global.repository
+    )
 }
 
 impl RunningTopology {
     /// Builds every component and starts them; nothing starts if any fails to build.
-    pub fn start(
+    pub async fn start(
         config: &Config,
         metrics: &MetricsCollector,
         health: &Health,
         state: &StateStore,
         shared: &Shared,
     ) -> Result<RunningTopology, Vec<TopologyError>> {
+        let mut topology = RunningTopology {
+            shutdown: CancellationToken::new(),
+            node_id: Arc::from(config.global.agent.node_id.as_str()),
+            data_dir: config.global.agent.data_dir.clone(),
+            metrics: metrics.clone(),
+            health: health.clone(),
+            state: state.clone(),
+            shared: shared.clone(),
+            components: BTreeMap::new(),
+            retired: Vec::new(),
+            buffers: BTreeMap::new(),
+            global_identity: global_identity(config),
+            handover: config.global.agent.shutdown_timeout.0,
+        };
+        topology.reload(config).await?;
+        Ok(topology)
+    }
+
+    /// Changes the running pipeline into the one `config` describes. Only components whose
+    /// config changed (their table, the files they name, the global sections) are rebuilt;
+    /// the others keep running, and nothing queued between them is lost. If any new component
+    /// fails to build, nothing changes.
+    pub async fn reload(&mut self, config: &Config) -> Result<Changes, Vec<TopologyError>> {
+        let wanted = wanted(config);
+        let everything = global_identity(config) != self.global_identity;
+        let mut changes = Changes::default();
+        for (id, running) in &self.components {
+            match wanted.get(id.as_str()) {
+                Some(want) if want.kind == running.kind => {
+                    if everything || want.identity != running.identity {
+                        changes.changed.push(id.clone());
+                    }
+                }
+                _ => changes.removed.push(id.clone()),
+            }
+        }
+        for id in wanted.keys() {
+            let kept = self
+                .components
+                .get(*id)
+                .is_some_and(|running| running.kind == wanted[id].kind);
+            if !kept {
+                changes.added.push(id.to_string());
+            }
+        }
+        let rebuild: HashSet<&str> = changes
+            .added
+            .iter()
+            .chain(&changes.changed)
+            .map(String::as_str)
+            .collect();
+
+        let collector = self.metrics.clone();
         let mut builder = TopologyBuilder {
             config,
-            metrics,
+            metrics: &collector,
             errors: Vec::new(),
         };
-        let sources = builder.build_sources();
-        let transforms = builder.build_transforms();
-        let sinks = builder.build_sinks();
+        let only = |id: &str| rebuild.contains(id);
+        let sources =
+            builder.build_some(&config.sources, "source", &only, |spec, cx| spec.build(cx));
+        let transforms = builder.build_some(&config.transforms, "transform", &only, |spec, cx| {
+            spec.build(cx)
+        });
+        let sinks = builder.build_some(&config.sinks, "sink", &only, |spec, cx| spec.build(cx));
         if !builder.errors.is_empty() {
             return Err(builder.errors);
         }
-        let mut edges = builder.wire(&sources, &transforms, &sinks);
-        let start = Start {
-            node_id: Arc::from(config.global.agent.node_id.as_str()),
-            data_dir: config.global.agent.data_dir.clone(),
-            metrics,
-            health,
-            state,
-            shared,
-            shutdown: CancellationToken::new(),
+        self.global_identity = global_identity(config);
+
+        // Sources first: they stop reading and send what they hold, so nothing is in a source's
+        // hands while its consumers change.
+        for id in changes.changed.iter().chain(&changes.removed) {
+            if let Some(running) = self.components.get_mut(id)
+                && running.kind == ComponentKind::Source
+            {
+                running.stop.cancel();
+                finish(&mut running.task, self.handover).await;
+            }
+        }
+        for id in &changes.removed {
+            let Some(mut running) = self.components.remove(id) else {
+                continue;
+            };
+            self.health.remove(id);
+            if let Some(buffer) = self.buffers.remove(id) {
+                // What its sink has not taken stays on disk for when it comes back.
+                buffer.buffer.stop();
+                self.retired.push(tokio::spawn(buffer.buffer.finished()));
+            }
+            // A removed consumer drains what is queued for it once the rewiring below drops its
+            // producers' senders; a removed producer's output goes with it.
+            if let Some(task) = running.task.take() {
+                self.retired.push(task);
+            }
+        }
+
+        // Replaced consumers hand their channel over: the old one is detached and finishes
+        // what it holds, the new one reads on from there.
+        let mut handed_over: HashMap<String, Arc<flume::Receiver<Batch>>> = HashMap::new();
+        for id in &changes.changed {
+            let Some(running) = self.components.get_mut(id) else {
+                continue;
+            };
+            if running.kind == ComponentKind::Source {
+                continue;
+            }
+            let receiver = running.channel.as_ref().and_then(|c| c.receiver.upgrade());
+            running.stop.cancel();
+            finish(&mut running.task, self.handover).await;
+            if let Some(receiver) = receiver {
+                handed_over.insert(id.clone(), receiver);
+            }
+        }
+
+        // Channels for the consumers that need one; strong senders until the rewiring.
+        let mut senders: HashMap<String, flume::Sender<Batch>> = HashMap::new();
+        let mut receivers: HashMap<String, Opened> = HashMap::new();
+        for (spec, _) in &transforms {
+            self.open_channel(&spec.id, &mut handed_over, &mut senders, &mut receivers);
+        }
+        for (spec, _) in &sinks {
+            let buffered = self.buffers.contains_key(&spec.id);
+            match (spec.buffer.disk(), buffered) {
+                (Some(settings), false) => {
+                    let (sender, upstream) = flume::bounded(CHANNEL_BATCHES);
+                    let (to_sink, receiver) = flume::bounded(CHANNEL_BATCHES);
+                    let metrics =
+                        self.component_metrics(&spec.id, ComponentKind::Sink, &spec.type_name);
+                    match self.start_buffer(&spec.id, settings.clone(), upstream, to_sink, &metrics)
+                    {
+                        Ok(buffer) => {
+                            self.buffers
+                                .insert(spec.id.clone(), RunningBuffer { settings, buffer });
+                        }
+                        Err(error) => {
+                            self.health
+                                .register(&spec.id, ComponentKind::Sink)
+                                .failed(error.to_string());
+                            tracing::error!(component_id = %spec.id, %error, "cannot open the disk buffer");
+                            continue;
+                        }
+                    }
+                    receivers.insert(spec.id.clone(), (Arc::new(receiver), sender.downgrade()));
+                    senders.insert(spec.id.clone(), sender);
+                    handed_over.remove(&spec.id);
+                }
+                (wanted_buffer, true) => {
+                    if self.buffers.get(&spec.id).map(|b| &b.settings) != wanted_buffer.as_ref() {
+                        changes.warnings.push(format!(
+                            "sinks.{}: a change of `buffer` takes effect at the next restart",
+                            spec.id
+                        ));
+                    }
+                    self.open_channel(&spec.id, &mut handed_over, &mut senders, &mut receivers);
+                }
+                (None, false) => {
+                    self.open_channel(&spec.id, &mut handed_over, &mut senders, &mut receivers);
+                }
+            }
+        }
+
+        // Consumers start before the rewiring sends them anything, producers after it.
+        for (spec, sink) in sinks {
+            let Some(opened) = receivers.remove(&spec.id) else {
+                continue;
+            };
+            self.start_sink(spec, sink, opened, &wanted);
+        }
+        for (spec, transform) in transforms {
+            let Some(opened) = receivers.remove(&spec.id) else {
+                continue;
+            };
+            self.start_transform(spec, transform, opened, &wanted);
+        }
+        // New and replaced sources' outputs exist before the rewiring, so that it wires them.
+        let source_outputs: Vec<(Output, ComponentMetrics)> = sources
+            .iter()
+            .map(|(spec, _)| {
+                let metrics =
+                    self.component_metrics(&spec.id, ComponentKind::Source, &spec.type_name);
+                (self.output_of(&spec.id, &metrics), metrics)
+            })
+            .collect();
+        let producers = sources
+            .iter()
+            .zip(&source_outputs)
+            .map(|((spec, _), (output, metrics))| (spec.id.as_str(), output, metrics));
+        self.rewire(&wanted, &senders, producers);
+        drop(senders);
+        for ((spec, source), (output, metrics)) in sources.into_iter().zip(source_outputs) {
+            self.start_source(spec, source, output, metrics);
+        }
+        for id in changes.added.iter().chain(&changes.changed) {
+            if let Some(running) = self.components.get(id)
+                && running.kind == ComponentKind::Source
+                && running.output.as_ref().is_some_and(|o| !o.is_connected())
+            {
+                tracing::warn!(component_id = %id, "source has no consumers; its entries go nowhere");
+            }
+        }
+        Ok(changes)
+    }
+
+    fn component_metrics(
+        &self,
+        id: &str,
+        kind: ComponentKind,
+        type_name: &str,
+    ) -> ComponentMetrics {
+        self.metrics.component(id, kind, type_name)
+    }
+
+    /// The channel a consumer will read: the one its predecessor read, or a new one.
+    fn open_channel(
+        &self,
+        id: &str,
+        handed_over: &mut HashMap<String, Arc<flume::Receiver<Batch>>>,
+        senders: &mut HashMap<String, flume::Sender<Batch>>,
+        receivers: &mut HashMap<String, Opened>,
+    ) {
+        // The channel its predecessor read goes on, if producers can still send on it.
+        let kept = handed_over.remove(id).and_then(|receiver| {
+            let sender = self
+                .components
+                .get(id)?
+                .channel
+                .as_ref()?
+                .sender
+                .upgrade()?;
+            Some((receiver, sender))
+        });
+        let (receiver, sender) = match kept {
+            Some(kept) => kept,
+            None => {
+                let (sender, receiver) = flume::bounded(CHANNEL_BATCHES);
+                (Arc::new(receiver), sender)
+            }
         };
-        // Consumers first, so that nothing a source sends waits on a task not yet spawned.
-        let mut downstream = start.sinks(sinks, &mut edges);
-        downstream.extend(start.transforms(transforms, &mut edges));
-        let sources = start.sources(sources, &mut edges);
-        Ok(RunningTopology {
-            shutdown: start.shutdown,
-            sources,
+        receivers.insert(id.to_string(), (receiver, sender.downgrade()));
+        senders.insert(id.to_string(), sender);
+    }
+
+    /// Sets every producer's consumers to what `wanted` says.
+    fn rewire<'p>(
+        &'p self,
+        wanted: &BTreeMap<&str, Wanted<'_>>,
+        fresh: &HashMap<String, flume::Sender<Batch>>,
+        starting: impl Iterator<Item = (&'p str, &'p Output, &'p ComponentMetrics)>,
+    ) {
+        let running = self.components.iter().filter_map(|(id, running)| {
+            let output = running.output.as_ref()?;
+            Some((id.as_str(), output, &running.metrics))
+        });
+        let starting: Vec<_> = starting.collect();
+        let ids: HashSet<&str> = starting.iter().map(|(id, _, _)| *id).collect();
+        let producers = running
+            .filter(|(id, _, _)| !ids.contains(id))
+            .chain(starting);
+        for (producer, output, producer_metrics) in producers {
+            let mut targets = Output::builder(producer_metrics.clone());
+            for (consumer, want) in wanted {
+                if !want.inputs.iter().any(|input| input == producer) {
+                    continue;
+                }
+                let Some(consumer_running) = self.components.get(*consumer) else {
+                    continue;
+                };
+                let sender = fresh
+                    .get(*consumer)
+                    .cloned()
+                    .or_else(|| consumer_running.channel.as_ref()?.sender.upgrade());
+                let Some(sender) = sender else {
+                    continue;
+                };
+                // A disk buffer's writer takes everything and applies `when_full` at the disk.
+                let when_full = if self.buffers.contains_key(*consumer) {
+                    WhenFull::Block
+                } else {
+                    want.when_full
+                };
+                targets.add_target(
+                    Arc::from(*consumer),
+                    sender,
+                    when_full,
+                    &consumer_running.metrics,
+                );
+            }
+            output.rewire(targets);
+        }
+    }
+
+    fn start_buffer(
+        &self,
+        id: &str,
+        settings: DiskBufferSettings,
+        upstream: flume::Receiver<Batch>,
+        downstream: flume::Sender<Batch>,
+        sink_metrics: &ComponentMetrics,
+    ) -> Result<DiskBuffer, crate::pipeline::disk_buffer::OpenError> {
+        let families = self.metrics.buffers();
+        let metrics = BufferMetrics {
+            written: families.written.with_label_values(&[id]),
+            acknowledged: families.acknowledged.with_label_values(&[id]),
+            replayed: families.replayed.with_label_values(&[id]),
+            corrupt: families.corrupt.with_label_values(&[id]),
+            disk_bytes: families.disk_bytes.with_label_values(&[id]),
+            input_events: sink_metrics.buffer_events.clone(),
+            discarded_full: sink_metrics.discarded_counter("buffer_full"),
+            write_errors: sink_metrics.error_counter("buffer_write"),
+        };
+        let dir = self.data_dir.join("buffers").join(path_safe(id));
+        DiskBuffer::start(
+            id,
+            &dir,
+            settings,
+            upstream,
             downstream,
-        })
+            metrics,
+            self.shutdown.child_token(),
+        )
+    }
+
+    fn start_sink(
+        &mut self,
+        spec: &ComponentSpec<dyn SinkConfig>,
+        sink: Box<dyn Sink>,
+        (receiver, sender): Opened,
+        wanted: &BTreeMap<&str, Wanted<'_>>,
+    ) {
+        let metrics = self.component_metrics(&spec.id, ComponentKind::Sink, &spec.type_name);
+        let stop = CancellationToken::new();
+        let input = Input::shared(receiver, metrics.clone(), stop.clone());
+        let channel = Channel {
+            sender,
+            receiver: input.channel(),
+        };
+        let health = self.health.register(&spec.id, ComponentKind::Sink);
+        let cx = SinkContext {
+            id: Arc::from(spec.id.as_str()),
+            input,
+            shutdown: self.shutdown.child_token(),
+            metrics: metrics.clone(),
+            health: health.clone(),
+            data_dir: self.data_dir.clone(),
+            state: self.state.clone(),
+        };
+        health.running();
+        let task = supervise(&spec.id, ComponentKind::Sink, health, sink.run(cx));
+        self.insert(
+            spec.id.as_str(),
+            wanted,
+            metrics,
+            None,
+            Some(channel),
+            stop,
+            task,
+        );
+    }
+
+    fn start_transform(
+        &mut self,
+        spec: &ComponentSpec<dyn TransformConfig>,
+        mut transform: Box<dyn Transform>,
+        (receiver, sender): Opened,
+        wanted: &BTreeMap<&str, Wanted<'_>>,
+    ) {
+        let metrics = self.component_metrics(&spec.id, ComponentKind::Transform, &spec.type_name);
+        let stop = CancellationToken::new();
+        let input = Input::shared(receiver, metrics.clone(), stop.clone());
+        let channel = Channel {
+            sender,
+            receiver: input.channel(),
+        };
+        let output = self.output_of(&spec.id, &metrics);
+        let health = self.health.register(&spec.id, ComponentKind::Transform);
+        health.running();
+        let sending = output.clone();
+        let transform_metrics = metrics.clone();
+        let run: ComponentFuture = Box::pin(async move {
+            while let Some(mut batch) = input.recv().await {
+                transform.transform(batch.entries_mut(), &transform_metrics);
+                sending.send(batch).await;
+            }
+            Ok(())
+        });
+        let task = supervise(&spec.id, ComponentKind::Transform, health, run);
+        self.insert(
+            spec.id.as_str(),
+            wanted,
+            metrics,
+            Some(output),
+            Some(channel),
+            stop,
+            task,
+        );
+    }
+
+    fn start_source(
+        &mut self,
+        spec: &ComponentSpec<dyn SourceConfig>,
+        source: Box<dyn Source>,
+        output: Output,
+        metrics: ComponentMetrics,
+    ) {
+        let stop = self.shutdown.child_token();
+        let health = self.health.register(&spec.id, ComponentKind::Source);
+        let cx = SourceContext {
+            id: Arc::from(spec.id.as_str()),
+            node_id: self.node_id.clone(),
+            output: output.clone(),
+            shutdown: stop.clone(),
+            metrics: metrics.clone(),
+            health: health.clone(),
+            data_dir: self.data_dir.clone(),
+            state: self.state.clone(),
+            shared: self.shared.clone(),
+        };
+        let task = supervise(&spec.id, ComponentKind::Source, health, source.run(cx));
+        let running = Running {
+            kind: ComponentKind::Source,
+            identity: spec.identity.clone(),
+            metrics,
+            output: Some(output),
+            channel: None,
+            stop,
+            task: Some(task),
+        };
+        self.components.insert(spec.id.clone(), running);
+    }
+
+    /// A replaced producer's output (its consumers stay), or a new one.
+    fn output_of(&self, id: &str, metrics: &ComponentMetrics) -> Output {
+        self.components
+            .get(id)
+            .and_then(|running| running.output.clone())
+            .unwrap_or_else(|| Output::detached(metrics.clone()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert(
+        &mut self,
+        id: &str,
+        wanted: &BTreeMap<&str, Wanted<'_>>,
+        metrics: ComponentMetrics,
+        output: Option<Output>,
+        channel: Option<Channel>,
+        stop: CancellationToken,
+        task: JoinHandle<()>,
+    ) {
+        let Some(want) = wanted.get(id) else {
+            return;
+        };
+        self.components.insert(
+            id.to_string(),
+            Running {
+                kind: want.kind,
+                identity: want.identity.to_string(),
+                metrics,
+                output,
+                channel,
+                stop,
+                task: Some(task),
+            },
+        );
     }
 
     /// Resolves when every component has finished on its own (e.g. stdin reached its end).
@@ -87,28 +621,63 @@ impl RunningTopology {
     /// Cancel-safe: a task is forgotten as soon as it has finished, so `stop` after a cancelled
     /// `finished` never polls a completed `JoinHandle` again (that panics).
     pub async fn finished(&mut self) {
-        for tasks in [&mut self.sources, &mut self.downstream] {
-            while let Some(task) = tasks.last_mut() {
+        for running in self.components.values_mut() {
+            if let Some(task) = &mut running.task {
                 let _ = task.await;
-                tasks.pop();
+                running.task = None;
             }
+        }
+        while let Some(task) = self.retired.last_mut() {
+            let _ = task.await;
+            self.retired.pop();
         }
     }
 
     /// Stops the sources and waits up to `timeout` for everything in flight to reach the sinks.
     /// Returns `false` if the deadline passed first (what was still queued is lost).
-    pub async fn stop(self, timeout: Duration) -> bool {
+    pub async fn stop(mut self, timeout: Duration) -> bool {
         self.shutdown.cancel();
         let deadline = tokio::time::Instant::now() + timeout;
         let mut drained = true;
-        for handle in self.sources.into_iter().chain(self.downstream) {
+        let (sources, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.components)
+            .into_values()
+            .partition(|running| running.kind == ComponentKind::Source);
+        let tasks = sources
+            .into_iter()
+            .chain(others)
+            .filter_map(|running| running.task)
+            .chain(self.retired);
+        for handle in tasks {
             let abort = handle.abort_handle();
             if tokio::time::timeout_at(deadline, handle).await.is_err() {
                 abort.abort();
                 drained = false;
             }
         }
+        for (_, buffer) in self.buffers {
+            if tokio::time::timeout_at(deadline, buffer.buffer.finished())
+                .await
+                .is_err()
+            {
+                drained = false;
+            }
+        }
         drained
+    }
+}
+
+/// Waits for a replaced component's task to finish what it holds; aborts it after `limit`.
+async fn finish(task: &mut Option<JoinHandle<()>>, limit: Duration) {
+    let Some(handle) = task.take() else {
+        return;
+    };
+    let abort = handle.abort_handle();
+    if tokio::time::timeout(limit, handle).await.is_err() {
+        tracing::warn!(
+            ?limit,
+            "a replaced component did not finish in time; aborted"
+        );
+        abort.abort();
     }
 }
 
@@ -175,8 +744,19 @@ impl<'c> TopologyBuilder<'c> {
         kind: &'static str,
         build: impl Fn(&S, &BuildContext<'_>) -> Result<C, BuildError>,
     ) -> Built<'c, S, C> {
+        self.build_some(specs, kind, &|_| true, build)
+    }
+
+    /// As `build_each`, for the components whose id `only` accepts.
+    fn build_some<S: ?Sized, C>(
+        &mut self,
+        specs: &'c [ComponentSpec<S>],
+        kind: &'static str,
+        only: &dyn Fn(&str) -> bool,
+        build: impl Fn(&S, &BuildContext<'_>) -> Result<C, BuildError>,
+    ) -> Built<'c, S, C> {
         let mut built = Vec::new();
-        for spec in specs {
+        for spec in specs.iter().filter(|spec| only(&spec.id)) {
             let cx = BuildContext {
                 id: &spec.id,
                 global: &self.config.global,
@@ -192,268 +772,6 @@ impl<'c> TopologyBuilder<'c> {
             }
         }
         built
-    }
-
-    /// Every producer gets an output; every consumer an input channel wired into the outputs
-    /// of what it reads from.
-    fn wire(
-        &self,
-        sources: &Built<'c, dyn SourceConfig, Box<dyn Source>>,
-        transforms: &Built<'c, dyn TransformConfig, Box<dyn Transform>>,
-        sinks: &Built<'c, dyn SinkConfig, Box<dyn Sink>>,
-    ) -> Edges<'c> {
-        let metrics = self.metrics;
-        let mut outputs = HashMap::new();
-        let producers = sources
-            .iter()
-            .map(|(spec, _)| {
-                (
-                    spec.id.as_str(),
-                    ComponentKind::Source,
-                    spec.type_name.as_str(),
-                )
-            })
-            .chain(transforms.iter().map(|(spec, _)| {
-                (
-                    spec.id.as_str(),
-                    ComponentKind::Transform,
-                    spec.type_name.as_str(),
-                )
-            }));
-        for (id, kind, type_name) in producers {
-            let m = metrics.component(id, kind, type_name);
-            outputs.insert(id, (Output::builder(m.clone()), m));
-        }
-        let consumers = transforms
-            .iter()
-            .map(|(spec, _)| {
-                (
-                    spec.id.as_str(),
-                    ComponentKind::Transform,
-                    spec.type_name.as_str(),
-                    &spec.inputs,
-                    spec.when_full,
-                    None,
-                )
-            })
-            .chain(sinks.iter().map(|(spec, _)| {
-                (
-                    spec.id.as_str(),
-                    ComponentKind::Sink,
-                    spec.type_name.as_str(),
-                    &spec.inputs,
-                    spec.when_full,
-                    spec.buffer.disk(),
-                )
-            }));
-        let mut inputs = HashMap::new();
-        let mut buffers = HashMap::new();
-        for (id, kind, type_name, upstream, when_full, disk) in consumers {
-            let consumer_metrics = match outputs.get(id) {
-                Some((_, m)) => m.clone(),
-                None => metrics.component(id, kind, type_name),
-            };
-            let (sender, receiver) = flume::bounded(CHANNEL_BATCHES);
-            // A disk buffer's writer takes everything and applies `when_full` at the disk.
-            let when_full = if disk.is_some() {
-                WhenFull::Block
-            } else {
-                when_full
-            };
-            for producer in upstream {
-                if let Some((output, _)) = outputs.get_mut(producer.as_str()) {
-                    output.add_target(Arc::from(id), sender.clone(), when_full, &consumer_metrics);
-                }
-            }
-            match disk {
-                Some(settings) => {
-                    let (to_sink, sink_receiver) = flume::bounded(CHANNEL_BATCHES);
-                    inputs.insert(id, Input::new(sink_receiver, consumer_metrics));
-                    buffers.insert(id, (settings, receiver, to_sink));
-                }
-                None => {
-                    inputs.insert(id, Input::new(receiver, consumer_metrics));
-                }
-            }
-        }
-        Edges {
-            outputs: outputs
-                .into_iter()
-                .map(|(id, (builder, m))| (id, (builder.build(), m)))
-                .collect(),
-            inputs,
-            buffers,
-        }
-    }
-}
-
-/// The wired channels, taken by each component as it starts.
-struct Edges<'c> {
-    outputs: HashMap<&'c str, (Output, ComponentMetrics)>,
-    inputs: HashMap<&'c str, Input>,
-    /// Sinks with a disk buffer: its settings, what the producers send, what the sink reads.
-    buffers: HashMap<&'c str, PendingBuffer>,
-}
-
-type PendingBuffer = (
-    DiskBufferSettings,
-    flume::Receiver<Batch>,
-    flume::Sender<Batch>,
-);
-
-/// What starting a component needs: the agent's shared handles and the shutdown signal.
-struct Start<'a> {
-    node_id: Arc<str>,
-    data_dir: PathBuf,
-    metrics: &'a MetricsCollector,
-    health: &'a Health,
-    state: &'a StateStore,
-    shared: &'a Shared,
-    shutdown: CancellationToken,
-}
-
-impl Start<'_> {
-    fn sinks(
-        &self,
-        sinks: Built<'_, dyn SinkConfig, Box<dyn Sink>>,
-        edges: &mut Edges<'_>,
-    ) -> Vec<JoinHandle<()>> {
-        let mut started = Vec::new();
-        for (spec, sink) in sinks {
-            let Some(input) = edges.inputs.remove(spec.id.as_str()) else {
-                continue;
-            };
-            let metrics = self
-                .metrics
-                .component(&spec.id, ComponentKind::Sink, &spec.type_name);
-            let health_handle = self.health.register(&spec.id, ComponentKind::Sink);
-            let cx = SinkContext {
-                id: Arc::from(spec.id.as_str()),
-                input,
-                shutdown: self.shutdown.child_token(),
-                metrics,
-                health: health_handle.clone(),
-                data_dir: self.data_dir.clone(),
-                state: self.state.clone(),
-            };
-            let run = match edges.buffers.remove(spec.id.as_str()) {
-                Some(pending) => {
-                    let sink_metrics = cx.metrics.clone();
-                    self.buffered(&spec.id, pending, &sink_metrics, sink.run(cx))
-                }
-                None => sink.run(cx),
-            };
-            health_handle.running();
-            started.push(supervise(&spec.id, ComponentKind::Sink, health_handle, run));
-        }
-        started
-    }
-
-    /// Starts a sink's disk buffer; the sink counts as finished once the buffer has saved
-    /// where the sink got to.
-    fn buffered(
-        &self,
-        id: &str,
-        (settings, upstream, downstream): PendingBuffer,
-        sink_metrics: &ComponentMetrics,
-        run: ComponentFuture,
-    ) -> ComponentFuture {
-        let families = self.metrics.buffers();
-        let metrics = BufferMetrics {
-            written: families.written.with_label_values(&[id]),
-            acknowledged: families.acknowledged.with_label_values(&[id]),
-            replayed: families.replayed.with_label_values(&[id]),
-            corrupt: families.corrupt.with_label_values(&[id]),
-            disk_bytes: families.disk_bytes.with_label_values(&[id]),
-            input_events: sink_metrics.buffer_events.clone(),
-            discarded_full: sink_metrics.discarded_counter("buffer_full"),
-            write_errors: sink_metrics.error_counter("buffer_write"),
-        };
-        let dir = self.data_dir.join("buffers").join(path_safe(id));
-        let started = DiskBuffer::start(
-            id,
-            &dir,
-            settings,
-            upstream,
-            downstream,
-            metrics,
-            self.shutdown.child_token(),
-        );
-        match started {
-            Ok(buffer) => Box::pin(async move {
-                let result = run.await;
-                buffer.finished().await;
-                result
-            }),
-            Err(error) => Box::pin(async move { Err(ComponentError::Other(error.to_string())) }),
-        }
-    }
-
-    fn transforms(
-        &self,
-        transforms: Built<'_, dyn TransformConfig, Box<dyn Transform>>,
-        edges: &mut Edges<'_>,
-    ) -> Vec<JoinHandle<()>> {
-        let mut started = Vec::new();
-        for (spec, mut transform) in transforms {
-            let Some(input) = edges.inputs.remove(spec.id.as_str()) else {
-                continue;
-            };
-            let Some((output, metrics)) = edges.outputs.remove(spec.id.as_str()) else {
-                continue;
-            };
-            let health_handle = self.health.register(&spec.id, ComponentKind::Transform);
-            health_handle.running();
-            let run: ComponentFuture = Box::pin(async move {
-                while let Some(mut batch) = input.recv().await {
-                    transform.transform(batch.entries_mut(), &metrics);
-                    output.send(batch).await;
-                }
-                Ok(())
-            });
-            started.push(supervise(
-                &spec.id,
-                ComponentKind::Transform,
-                health_handle,
-                run,
-            ));
-        }
-        started
-    }
-
-    fn sources(
-        &self,
-        sources: Built<'_, dyn SourceConfig, Box<dyn Source>>,
-        edges: &mut Edges<'_>,
-    ) -> Vec<JoinHandle<()>> {
-        let mut started = Vec::new();
-        for (spec, source) in sources {
-            let Some((output, metrics)) = edges.outputs.remove(spec.id.as_str()) else {
-                continue;
-            };
-            if !output.is_connected() {
-                tracing::warn!(component_id = %spec.id, "source has no consumers; its entries go nowhere");
-            }
-            let health_handle = self.health.register(&spec.id, ComponentKind::Source);
-            let cx = SourceContext {
-                id: Arc::from(spec.id.as_str()),
-                node_id: self.node_id.clone(),
-                output,
-                shutdown: self.shutdown.child_token(),
-                metrics,
-                health: health_handle.clone(),
-                data_dir: self.data_dir.clone(),
-                state: self.state.clone(),
-                shared: self.shared.clone(),
-            };
-            started.push(supervise(
-                &spec.id,
-                ComponentKind::Source,
-                health_handle,
-                source.run(cx),
-            ));
-        }
-        started
     }
 }
 
