@@ -54,7 +54,29 @@ pub struct Output {
     metrics: ComponentMetrics,
 }
 
+/// An output held without keeping its consumers' channels open: the runtime rewires a running
+/// producer through it, and once the producer is gone its channels close as they should.
+#[derive(Clone)]
+pub(crate) struct WeakOutput {
+    targets: Weak<RwLock<Arc<[Target]>>>,
+}
+
+impl WeakOutput {
+    pub(crate) fn upgrade(&self, metrics: &ComponentMetrics) -> Option<Output> {
+        Some(Output {
+            targets: self.targets.upgrade()?,
+            metrics: metrics.clone(),
+        })
+    }
+}
+
 impl Output {
+    pub(crate) fn downgrade(&self) -> WeakOutput {
+        WeakOutput {
+            targets: Arc::downgrade(&self.targets),
+        }
+    }
+
     pub(crate) fn builder(metrics: ComponentMetrics) -> OutputBuilder {
         OutputBuilder {
             targets: Vec::new(),

@@ -12,4 +12,5 @@ pub mod disk_buffer;
 pub mod segments;
 
 pub use batch::{Batch, DeliveryStatus, Finalizer};
+pub(crate) use channel::WeakOutput;
 pub use channel::{CHANNEL_BATCHES, Input, MAX_BATCH_ENTRIES, Output, RecvError, WhenFull};

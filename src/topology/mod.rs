@@ -22,7 +22,7 @@ use crate::config::{ComponentSpec, Config};
 use crate::health::{Health, HealthHandle};
 use crate::metrics::{ComponentKind, ComponentMetrics, MetricsCollector};
 use crate::pipeline::disk_buffer::{BufferMetrics, DiskBuffer, DiskBufferSettings};
-use crate::pipeline::{Batch, CHANNEL_BATCHES, Input, Output, WhenFull};
+use crate::pipeline::{Batch, CHANNEL_BATCHES, Input, Output, WeakOutput, WhenFull};
 use crate::state::StateStore;
 
 /// A component that could not be built, with its id.
@@ -59,8 +59,8 @@ struct Running {
     kind: ComponentKind,
     identity: String,
     metrics: ComponentMetrics,
-    /// A producer's output: a reload changes its consumers, or hands it to a replacement.
-    output: Option<Output>,
+    /// A producer's output, held weakly: a reload changes its consumers.
+    output: Option<WeakOutput>,
     /// A consumer's channel.
     channel: Option<Channel>,
     /// A source stops reading when cancelled; a consumer's input is detached.
@@ -102,6 +102,7 @@ impl Changes {
 /// What the config wants of one component.
 struct Wanted<'c> {
     kind: ComponentKind,
+    type_name: &'c str,
     identity: &'c str,
     inputs: &'c [String],
     when_full: WhenFull,
@@ -125,6 +126,7 @@ impl<'c> Wanted<'c> {
     fn of<C: ?Sized>(spec: &'c ComponentSpec<C>, kind: ComponentKind) -> Self {
         Wanted {
             kind,
+            type_name: &spec.type_name,
             identity: &spec.identity,
             inputs: &spec.inputs,
             when_full: spec.when_full,
@@ -219,6 +221,18 @@ impl RunningTopology {
         }
         self.global_identity = global_identity(config);
 
+        // Every channel that stays is held open through the reload: replacing its producers
+        // must not close it under its consumer.
+        let removed: HashSet<&str> = changes.removed.iter().map(String::as_str).collect();
+        let mut senders: HashMap<String, flume::Sender<Batch>> = self
+            .components
+            .iter()
+            .filter(|(id, _)| !removed.contains(id.as_str()))
+            .filter_map(|(id, running)| {
+                Some((id.clone(), running.channel.as_ref()?.sender.upgrade()?))
+            })
+            .collect();
+
         // Sources first: they stop reading and send what they hold, so nothing is in a source's
         // hands while its consumers change.
         for id in changes.changed.iter().chain(&changes.removed) {
@@ -265,7 +279,6 @@ impl RunningTopology {
         }
 
         // Channels for the consumers that need one; strong senders until the rewiring.
-        let mut senders: HashMap<String, flume::Sender<Batch>> = HashMap::new();
         let mut receivers: HashMap<String, Opened> = HashMap::new();
         for (spec, _) in &transforms {
             self.open_channel(&spec.id, &mut handed_over, &mut senders, &mut receivers);
@@ -311,41 +324,62 @@ impl RunningTopology {
             }
         }
 
-        // Consumers start before the rewiring sends them anything, producers after it.
+        // New producers get their outputs, everything is wired, and only then does anything
+        // new start: a batch sent before its consumer runs waits in the channel, where one sent
+        // on an output not yet wired would be lost.
+        let transform_outputs: Vec<(Output, ComponentMetrics)> = transforms
+            .iter()
+            .map(|(spec, _)| {
+                let metrics =
+                    self.component_metrics(&spec.id, ComponentKind::Transform, &spec.type_name);
+                (self.output_of(&metrics), metrics)
+            })
+            .collect();
+        let source_outputs: Vec<(Output, ComponentMetrics)> = sources
+            .iter()
+            .map(|(spec, _)| {
+                let metrics =
+                    self.component_metrics(&spec.id, ComponentKind::Source, &spec.type_name);
+                (self.output_of(&metrics), metrics)
+            })
+            .collect();
+        let producers = transforms
+            .iter()
+            .map(|(spec, _)| spec.id.as_str())
+            .zip(&transform_outputs)
+            .chain(
+                sources
+                    .iter()
+                    .map(|(spec, _)| spec.id.as_str())
+                    .zip(&source_outputs),
+            )
+            .map(|(id, (output, metrics))| (id, output, metrics));
+        self.rewire(&wanted, &senders, producers);
+        drop(senders);
         for (spec, sink) in sinks {
             let Some(opened) = receivers.remove(&spec.id) else {
                 continue;
             };
             self.start_sink(spec, sink, opened, &wanted);
         }
-        for (spec, transform) in transforms {
+        for ((spec, transform), (output, metrics)) in transforms.into_iter().zip(transform_outputs)
+        {
             let Some(opened) = receivers.remove(&spec.id) else {
                 continue;
             };
-            self.start_transform(spec, transform, opened, &wanted);
+            self.start_transform(spec, transform, opened, output, metrics, &wanted);
         }
-        // New and replaced sources' outputs exist before the rewiring, so that it wires them.
-        let source_outputs: Vec<(Output, ComponentMetrics)> = sources
-            .iter()
-            .map(|(spec, _)| {
-                let metrics =
-                    self.component_metrics(&spec.id, ComponentKind::Source, &spec.type_name);
-                (self.output_of(&spec.id, &metrics), metrics)
-            })
-            .collect();
-        let producers = sources
-            .iter()
-            .zip(&source_outputs)
-            .map(|((spec, _), (output, metrics))| (spec.id.as_str(), output, metrics));
-        self.rewire(&wanted, &senders, producers);
-        drop(senders);
         for ((spec, source), (output, metrics)) in sources.into_iter().zip(source_outputs) {
             self.start_source(spec, source, output, metrics);
         }
         for id in changes.added.iter().chain(&changes.changed) {
             if let Some(running) = self.components.get(id)
                 && running.kind == ComponentKind::Source
-                && running.output.as_ref().is_some_and(|o| !o.is_connected())
+                && running
+                    .output
+                    .as_ref()
+                    .and_then(|o| o.upgrade(&running.metrics))
+                    .is_some_and(|o| !o.is_connected())
             {
                 tracing::warn!(component_id = %id, "source has no consumers; its entries go nowhere");
             }
@@ -399,14 +433,20 @@ impl RunningTopology {
         fresh: &HashMap<String, flume::Sender<Batch>>,
         starting: impl Iterator<Item = (&'p str, &'p Output, &'p ComponentMetrics)>,
     ) {
-        let running = self.components.iter().filter_map(|(id, running)| {
-            let output = running.output.as_ref()?;
-            Some((id.as_str(), output, &running.metrics))
-        });
         let starting: Vec<_> = starting.collect();
         let ids: HashSet<&str> = starting.iter().map(|(id, _, _)| *id).collect();
+        let running: Vec<(&str, Output, &ComponentMetrics)> = self
+            .components
+            .iter()
+            .filter(|(id, _)| !ids.contains(id.as_str()))
+            .filter_map(|(id, running)| {
+                let output = running.output.as_ref()?.upgrade(&running.metrics)?;
+                Some((id.as_str(), output, &running.metrics))
+            })
+            .collect();
         let producers = running
-            .filter(|(id, _, _)| !ids.contains(id))
+            .iter()
+            .map(|(id, output, metrics)| (*id, output, *metrics))
             .chain(starting);
         for (producer, output, producer_metrics) in producers {
             let mut targets = Output::builder(producer_metrics.clone());
@@ -414,13 +454,14 @@ impl RunningTopology {
                 if !want.inputs.iter().any(|input| input == producer) {
                     continue;
                 }
-                let Some(consumer_running) = self.components.get(*consumer) else {
-                    continue;
-                };
-                let sender = fresh
-                    .get(*consumer)
-                    .cloned()
-                    .or_else(|| consumer_running.channel.as_ref()?.sender.upgrade());
+                let sender = fresh.get(*consumer).cloned().or_else(|| {
+                    self.components
+                        .get(*consumer)?
+                        .channel
+                        .as_ref()?
+                        .sender
+                        .upgrade()
+                });
                 let Some(sender) = sender else {
                     continue;
                 };
@@ -430,12 +471,8 @@ impl RunningTopology {
                 } else {
                     want.when_full
                 };
-                targets.add_target(
-                    Arc::from(*consumer),
-                    sender,
-                    when_full,
-                    &consumer_running.metrics,
-                );
+                let consumer_metrics = self.component_metrics(consumer, want.kind, want.type_name);
+                targets.add_target(Arc::from(*consumer), sender, when_full, &consumer_metrics);
             }
             output.rewire(targets);
         }
@@ -514,16 +551,16 @@ impl RunningTopology {
         spec: &ComponentSpec<dyn TransformConfig>,
         mut transform: Box<dyn Transform>,
         (receiver, sender): Opened,
+        output: Output,
+        metrics: ComponentMetrics,
         wanted: &BTreeMap<&str, Wanted<'_>>,
     ) {
-        let metrics = self.component_metrics(&spec.id, ComponentKind::Transform, &spec.type_name);
         let stop = CancellationToken::new();
         let input = Input::shared(receiver, metrics.clone(), stop.clone());
         let channel = Channel {
             sender,
             receiver: input.channel(),
         };
-        let output = self.output_of(&spec.id, &metrics);
         let health = self.health.register(&spec.id, ComponentKind::Transform);
         health.running();
         let sending = output.clone();
@@ -540,7 +577,7 @@ impl RunningTopology {
             spec.id.as_str(),
             wanted,
             metrics,
-            Some(output),
+            Some(output.downgrade()),
             Some(channel),
             stop,
             task,
@@ -572,7 +609,7 @@ impl RunningTopology {
             kind: ComponentKind::Source,
             identity: spec.identity.clone(),
             metrics,
-            output: Some(output),
+            output: Some(output.downgrade()),
             channel: None,
             stop,
             task: Some(task),
@@ -580,12 +617,9 @@ impl RunningTopology {
         self.components.insert(spec.id.clone(), running);
     }
 
-    /// A replaced producer's output (its consumers stay), or a new one.
-    fn output_of(&self, id: &str, metrics: &ComponentMetrics) -> Output {
-        self.components
-            .get(id)
-            .and_then(|running| running.output.clone())
-            .unwrap_or_else(|| Output::detached(metrics.clone()))
+    /// A producer's output; the rewiring gives it its consumers.
+    fn output_of(&self, metrics: &ComponentMetrics) -> Output {
+        Output::detached(metrics.clone())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -594,7 +628,7 @@ impl RunningTopology {
         id: &str,
         wanted: &BTreeMap<&str, Wanted<'_>>,
         metrics: ComponentMetrics,
-        output: Option<Output>,
+        output: Option<WeakOutput>,
         channel: Option<Channel>,
         stop: CancellationToken,
         task: JoinHandle<()>,
