@@ -93,6 +93,7 @@ const MAX_CONNECTIONS: usize = 1024;
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: ApiTls,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
@@ -120,20 +121,22 @@ pub async fn serve(
         };
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
         let shutdown = shutdown.clone();
+        let acceptor = tls
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
         connections.spawn(async move {
             let _slot = slot;
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT);
-            let connection =
-                builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let mut connection = std::pin::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                _ = shutdown.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
+            match acceptor {
+                None => serve_connection(stream, service, shutdown).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, service, shutdown).await,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, "API: TLS handshake refused");
+                        }
+                        Err(_) => tracing::debug!("API: TLS handshake timed out"),
+                    }
                 }
             }
         });
@@ -141,6 +144,33 @@ pub async fn serve(
     drop(listener);
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// The API's TLS acceptor (`[api].tls`), replaced in place when a reload re-reads the
+/// certificates; `None`: plain HTTP.
+pub type ApiTls = std::sync::Arc<std::sync::RwLock<Option<tokio_rustls::TlsAcceptor>>>;
+
+/// Serves HTTP/1.1 on one connection until it closes or `shutdown` asks it to finish.
+async fn serve_connection<S>(
+    stream: S,
+    service: hyper_util::service::TowerToHyperService<Router>,
+    shutdown: CancellationToken,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
 }
 
 /// Equal-time comparison, so the token cannot be guessed byte by byte from response times.

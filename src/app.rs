@@ -41,6 +41,8 @@ pub enum RunError {
         "[api].token is {0} bytes long; on a non-loopback address ({1}) it must be at least {MIN_TOKEN_BYTES}"
     )]
     WeakToken(usize, std::net::SocketAddr),
+    #[error("[api].tls: {0}")]
+    ApiTls(#[source] crate::tls::TlsError),
     #[error("cannot install signal handler: {0}")]
     Signal(#[source] std::io::Error),
     /// Components failed (at start: e.g. a source's address is taken); the agent stopped.
@@ -143,6 +145,11 @@ pub async fn run_with(config: Config, options: RunOptions) -> Result<(), RunErro
     );
     let health = Health::new();
 
+    let api_tls = api::ApiTls::default();
+    if let Some(tls) = &config.global.api.tls {
+        let acceptor = tls.acceptor().map_err(RunError::ApiTls)?;
+        *api_tls.write().unwrap_or_else(|p| p.into_inner()) = Some(acceptor);
+    }
     let api_shutdown = CancellationToken::new();
     let (reload_requests, mut reload_inbox) = tokio::sync::mpsc::channel::<ReloadRequest>(4);
     let api_task = if config.global.api.enabled {
@@ -164,6 +171,7 @@ pub async fn run_with(config: Config, options: RunOptions) -> Result<(), RunErro
         Some(tokio::spawn(api::serve(
             listener,
             router,
+            api_tls.clone(),
             api_shutdown.clone(),
         )))
     } else {
@@ -218,7 +226,7 @@ pub async fn run_with(config: Config, options: RunOptions) -> Result<(), RunErro
             _ = topology.finished() => break false,
         };
         tracing::info!(trigger = trigger.name(), path = %path.display(), "reloading the config");
-        let outcome = reload(&path, &mut topology, &mut current).await;
+        let outcome = reload(&path, &mut topology, &mut current, &api_tls).await;
         reloads.record(&outcome);
         if let (Some(watcher), ReloadOutcome::Applied { files, .. }) = (watcher.as_mut(), &outcome)
         {
@@ -293,6 +301,7 @@ async fn reload(
     path: &std::path::Path,
     topology: &mut RunningTopology,
     current: &mut crate::settings::GlobalOptions,
+    api_tls: &api::ApiTls,
 ) -> ReloadOutcome {
     let config = match Config::load(path) {
         Ok(config) => config,
@@ -303,8 +312,24 @@ async fn reload(
         }
     };
     let restart_needed = restart_needed(current, &config.global);
+    // The API's certificates are read again (a renewed certificate, same paths).
+    let acceptor = match (&config.global.api.tls, current.api.tls.is_some()) {
+        // Same paths or new ones, CA or not: the listener's TLS is rebuilt from the files.
+        (Some(tls), true) => match tls.acceptor() {
+            Ok(acceptor) => Some(acceptor),
+            Err(error) => {
+                return ReloadOutcome::Rejected {
+                    errors: vec![format!("{}: api: tls: {error}", path.display())],
+                };
+            }
+        },
+        _ => None,
+    };
     match topology.reload(&config).await {
         Ok(mut changes) => {
+            if let Some(acceptor) = acceptor {
+                *api_tls.write().unwrap_or_else(|p| p.into_inner()) = Some(acceptor);
+            }
             changes.warnings.extend(restart_needed);
             *current = config.global.clone();
             ReloadOutcome::Applied {

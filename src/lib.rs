@@ -8,8 +8,8 @@
 //! fails, naming the file and line, on an upward import, a cycle, or a module missing from it.
 //! Listed from the bottom:
 //!
-//! 1. `time`, `error`, `http`, `listen` — foundations: timestamps, the seed's error types, the
-//!    one HTTP client (TLS installed once, at start), TCP listeners
+//! 1. `time`, `error`, `http`, `listen`, `tls` — foundations: timestamps, the seed's error
+//!    types, the one HTTP client (TLS installed once, at start), TCP listeners, TLS settings
 //! 2. `event`, `settings`, `metrics` — data: the event model (entries, values, stack traces),
 //!    plain config value types, the Prometheus collector
 //! 3. `parse`, `framing`, `multiline`, `fingerprint` — pure functions on bytes and entries: no
@@ -49,6 +49,7 @@ pub mod remediation;
 pub mod settings;
 pub mod state;
 pub mod time;
+pub mod tls;
 pub mod topology;
 
 #[path = "../plugins/mod.rs"]

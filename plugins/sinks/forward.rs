@@ -20,6 +20,7 @@ use crate::component::{
 use crate::event::encode_json;
 use crate::pipeline::Batch;
 use crate::settings::{ConfigDuration, Secret};
+use crate::tls::ClientTls;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ForwardConfig {
@@ -38,6 +39,10 @@ pub struct ForwardConfig {
     /// Gzip the body (default true).
     #[serde(default = "default_compress")]
     pub compress: bool,
+    /// TLS towards the aggregator, `{ ca_file, cert_file, key_file }`; defaults to
+    /// `[agent].aggregator_tls`.
+    #[serde(default)]
+    pub tls: Option<ClientTls>,
 }
 
 fn default_batch_max_events() -> usize {
@@ -51,6 +56,10 @@ fn default_compress() -> bool {
 }
 
 impl SinkConfig for ForwardConfig {
+    fn files(&self) -> Vec<std::path::PathBuf> {
+        self.tls.as_ref().map(ClientTls::files).unwrap_or_default()
+    }
+
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Sink>, BuildError> {
         let uri = self
             .uri
@@ -63,7 +72,14 @@ impl SinkConfig for ForwardConfig {
             .token
             .clone()
             .unwrap_or_else(|| cx.global.agent.aggregator_token.clone());
-        let client = crate::http::client(self.timeout.0)
+        let tls = self
+            .tls
+            .clone()
+            .unwrap_or_else(|| cx.global.agent.aggregator_tls.clone());
+        let client = tls
+            .apply(crate::http::builder(self.timeout.0))
+            .map_err(|error| BuildError(format!("tls: {error}")))?
+            .build()
             .map_err(|error| BuildError(format!("HTTP client: {error}")))?;
         Ok(Box::new(ForwardSink {
             url: format!("{}/api/v1/events", uri.trim_end_matches('/')),

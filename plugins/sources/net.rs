@@ -3,7 +3,6 @@
 //! drains the socket in bursts and counts what the kernel dropped.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -11,9 +10,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::{LineBatcher, read_lines};
 use crate::component::{BuildError, ComponentError, SourceContext};
@@ -61,39 +57,19 @@ pub struct TcpOptions {
     pub message_multiline: MultilineConfig,
 }
 
-/// Builds a TLS acceptor from PEM files (certificate chain, private key).
+/// The acceptor of a source's `tls` table; TLS is for TCP only.
 pub fn tls_acceptor(
-    cert_file: &std::path::Path,
-    key_file: &std::path::Path,
-) -> Result<TlsAcceptor, BuildError> {
-    let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
-        .and_then(|certificates| certificates.collect())
-        .map_err(|error| {
-            BuildError(format!(
-                "cannot read certificates from {}: {error}",
-                cert_file.display()
-            ))
-        })?;
-    if certificates.is_empty() {
-        return Err(BuildError(format!(
-            "no certificate in {}",
-            cert_file.display()
-        )));
+    tls: Option<&crate::tls::ServerTls>,
+    tcp: bool,
+) -> Result<Option<TlsAcceptor>, BuildError> {
+    match (tls, tcp) {
+        (Some(_), false) => Err(BuildError("`tls` needs `mode = \"tcp\"`".to_string())),
+        (Some(tls), true) => tls
+            .acceptor()
+            .map(Some)
+            .map_err(|error| BuildError(error.to_string())),
+        (None, _) => Ok(None),
     }
-    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|error| {
-        BuildError(format!(
-            "cannot read the private key from {}: {error}",
-            key_file.display()
-        ))
-    })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| BuildError(format!("TLS setup: {error}")))?
-        .with_no_client_auth()
-        .with_single_cert(certificates, key)
-        .map_err(|error| BuildError(format!("TLS certificate and key do not fit: {error}")))?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Accepts connections until shutdown; each is read by its own task.

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::default_max_line_bytes;
 use super::net::{
     Datagram, TcpOptions, default_idle_timeout, default_max_connections, serve_tcp, serve_udp,
+    tls_acceptor,
 };
 use crate::component::{
     BuildContext, BuildError, ComponentFuture, Resource, Source, SourceConfig, SourceContext,
@@ -16,6 +17,7 @@ use crate::framing::StreamFramer;
 use crate::multiline::MultilineConfig;
 use crate::parse::format::Format;
 use crate::settings::ConfigDuration;
+use crate::tls::ServerTls;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,6 +64,9 @@ pub struct SocketConfig {
     /// kernel, and counted).
     #[serde(default = "default_receive_buffer_bytes")]
     pub receive_buffer_bytes: usize,
+    /// TCP: serve TLS: `{ cert_file, key_file, ca_file, verify_client }`.
+    #[serde(default)]
+    pub tls: Option<ServerTls>,
 }
 
 pub fn default_receive_buffer_bytes() -> usize {
@@ -72,16 +77,22 @@ impl SourceConfig for SocketConfig {
     fn build(&self, _cx: &BuildContext<'_>) -> Result<Box<dyn Source>, BuildError> {
         Ok(Box::new(SocketSource {
             config: self.clone(),
+            tls: tls_acceptor(self.tls.as_ref(), self.mode == SocketMode::Tcp)?,
         }))
     }
 
     fn resources(&self) -> Vec<Resource> {
         vec![self.mode.resource(self.address)]
     }
+
+    fn files(&self) -> Vec<std::path::PathBuf> {
+        self.tls.as_ref().map(ServerTls::files).unwrap_or_default()
+    }
 }
 
 struct SocketSource {
     config: SocketConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Source for SocketSource {
@@ -95,7 +106,7 @@ impl Source for SocketSource {
                     format: config.format,
                     idle_timeout: Some(config.idle_timeout.0).filter(|t| !t.is_zero()),
                     max_connections: config.max_connections,
-                    tls: None,
+                    tls: self.tls,
                     multiline: config.multiline.clone(),
                     message_multiline: MultilineConfig::None,
                 },

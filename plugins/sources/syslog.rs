@@ -19,14 +19,7 @@ use crate::framing::StreamFramer;
 use crate::multiline::MultilineConfig;
 use crate::parse::format::Format;
 use crate::settings::ConfigDuration;
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct TlsConfig {
-    /// PEM file with the server certificate (and its chain).
-    pub cert_file: PathBuf,
-    /// PEM file with the private key.
-    pub key_file: PathBuf,
-}
+use crate::tls::ServerTls;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct SyslogConfig {
@@ -47,7 +40,7 @@ pub struct SyslogConfig {
     pub max_connections: usize,
     /// TCP: serve TLS with this certificate and key.
     #[serde(default)]
-    pub tls: Option<TlsConfig>,
+    pub tls: Option<ServerTls>,
     /// Join stack traces sent as one message per line, per host and program: `"none"`
     /// (default), `"auto"`, or `{ start_pattern = "…", timeout = "1s" }`.
     #[serde(default)]
@@ -67,13 +60,7 @@ fn default_max_message_bytes() -> usize {
 
 impl SourceConfig for SyslogConfig {
     fn build(&self, _cx: &BuildContext<'_>) -> Result<Box<dyn Source>, BuildError> {
-        let tls = match (&self.tls, self.mode) {
-            (Some(_), SocketMode::Udp) => {
-                return Err(BuildError("`tls` needs `mode = \"tcp\"`".to_string()));
-            }
-            (Some(tls), SocketMode::Tcp) => Some(tls_acceptor(&tls.cert_file, &tls.key_file)?),
-            (None, _) => None,
-        };
+        let tls = tls_acceptor(self.tls.as_ref(), self.mode == SocketMode::Tcp)?;
         Ok(Box::new(SyslogSource {
             config: self.clone(),
             tls,
@@ -82,6 +69,10 @@ impl SourceConfig for SyslogConfig {
 
     fn resources(&self) -> Vec<Resource> {
         vec![self.mode.resource(self.address)]
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        self.tls.as_ref().map(ServerTls::files).unwrap_or_default()
     }
 }
 

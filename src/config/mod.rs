@@ -176,6 +176,14 @@ impl Config {
     /// Every file the config is made of: itself and the files its components name.
     pub fn files(&self) -> Vec<PathBuf> {
         let mut files = vec![self.path.clone()];
+        files.extend(
+            self.global
+                .api
+                .tls
+                .iter()
+                .flat_map(crate::tls::ServerTls::files),
+        );
+        files.extend(self.global.agent.aggregator_tls.files());
         files.extend(self.sources.iter().flat_map(|spec| spec.config.files()));
         files.extend(self.transforms.iter().flat_map(|spec| spec.config.files()));
         files.extend(self.sinks.iter().flat_map(|spec| spec.config.files()));

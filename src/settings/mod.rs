@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::time::parse_duration;
+use crate::tls::{ClientTls, ServerTls};
 
 /// A duration written as `"10s"`, `"500ms"`, `"24h"`, or an integer number of seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +155,9 @@ pub struct AgentConfig {
     pub aggregator: Option<String>,
     /// `mode = "agent"`: bearer token for the aggregator.
     pub aggregator_token: Secret,
+    /// `mode = "agent"`: TLS towards the aggregator (registration and the `forward` sink):
+    /// `{ ca_file, cert_file, key_file }`.
+    pub aggregator_tls: ClientTls,
     pub heartbeat_interval: ConfigDuration,
     /// How long in-flight entries may take to drain at SIGTERM/SIGINT.
     pub shutdown_timeout: ConfigDuration,
@@ -171,6 +175,7 @@ impl Default for AgentConfig {
             log_level: "info".to_string(),
             aggregator: None,
             aggregator_token: Secret::default(),
+            aggregator_tls: ClientTls::default(),
             heartbeat_interval: ConfigDuration(Duration::from_secs(10)),
             shutdown_timeout: ConfigDuration(Duration::from_secs(30)),
         }
@@ -190,6 +195,9 @@ pub struct ApiConfig {
     pub allow_unauthenticated: bool,
     /// Largest request body accepted (compressed), in bytes; larger gets 413.
     pub max_body_bytes: usize,
+    /// Serve HTTPS: `{ cert_file, key_file, ca_file, verify_client }` (with `verify_client`,
+    /// only clients with a certificate from `ca_file` get in: mutual TLS for the fleet).
+    pub tls: Option<ServerTls>,
 }
 
 impl Default for ApiConfig {
@@ -200,6 +208,7 @@ impl Default for ApiConfig {
             token: Secret::default(),
             allow_unauthenticated: false,
             max_body_bytes: 10 * 1024 * 1024,
+            tls: None,
         }
     }
 }
