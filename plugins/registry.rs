@@ -25,6 +25,10 @@ const SOURCES: &[(&str, Parser<dyn SourceConfig>)] = &[
     ),
     ("file", source::<sources::file::FileConfig>),
     (
+        "internal_logs",
+        source::<sources::internal_logs::InternalLogsConfig>,
+    ),
+    (
         "kubernetes_logs",
         source::<sources::kubernetes_logs::KubernetesLogsConfig>,
     ),

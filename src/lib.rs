@@ -10,8 +10,9 @@
 //!
 //! 1. `time`, `error`, `http`, `listen`, `tls` — foundations: timestamps, the seed's error
 //!    types, the one HTTP client (TLS installed once, at start), TCP listeners, TLS settings
-//! 2. `event`, `settings`, `metrics` — data: the event model (entries, values, stack traces),
-//!    plain config value types, the Prometheus collector
+//! 2. `event`, `settings`, `metrics`, `internal_log` — data: the event model (entries, values,
+//!    stack traces), plain config value types, the Prometheus collector, the agent's own log
+//!    records
 //! 3. `parse`, `framing`, `multiline`, `fingerprint` — pure functions on bytes and entries: no
 //!    I/O, no component types
 //! 4. `pipeline`, `health`, `state` — plumbing (batches, bounded edges, acknowledgements),
@@ -38,6 +39,7 @@ pub mod framing;
 pub mod health;
 pub mod http;
 pub mod ingest;
+pub mod internal_log;
 pub mod listen;
 pub mod metrics;
 pub mod multiline;

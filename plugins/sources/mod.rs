@@ -3,6 +3,7 @@
 
 pub mod aggregator;
 pub mod file;
+pub mod internal_logs;
 pub mod kubernetes_logs;
 mod net;
 pub mod socket;
