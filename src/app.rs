@@ -180,9 +180,10 @@ pub async fn run_with(config: Config, options: RunOptions) -> Result<(), RunErro
 
     let mut shared = Shared::default();
     shared.insert(ingest.clone());
-    let mut topology = RunningTopology::start(&config, &metrics, &health, &state, &shared)
-        .await
-        .map_err(RunError::Build)?;
+    health.set_starting(true);
+    let started = RunningTopology::start(&config, &metrics, &health, &state, &shared).await;
+    health.set_starting(false);
+    let mut topology = started.map_err(RunError::Build)?;
     let failed_at_start = health.settle(STARTUP_LIMIT).await;
     if !failed_at_start.is_empty() {
         topology.stop(config.global.agent.shutdown_timeout.0).await;

@@ -51,6 +51,8 @@ pub struct Health {
     components: Arc<Mutex<BTreeMap<String, ComponentHealth>>>,
     reload: Arc<Mutex<Option<ReloadStatus>>>,
     generations: Arc<std::sync::atomic::AtomicU64>,
+    /// Set while the pipeline is being started: not healthy yet, whatever is registered.
+    starting: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A component's handle on its own row.
@@ -94,6 +96,13 @@ impl Health {
         }
     }
 
+    /// Marks the pipeline as being started (or done starting): until then it is not healthy,
+    /// even while only some of its components are registered.
+    pub fn set_starting(&self, starting: bool) {
+        self.starting
+            .store(starting, std::sync::atomic::Ordering::Release);
+    }
+
     /// Forgets a component a reload removed.
     pub fn remove(&self, id: &str) {
         self.table().remove(id);
@@ -121,6 +130,9 @@ impl Health {
 
     /// Healthy: every source has started listening (or finished) and nothing failed.
     pub fn is_healthy(&self) -> bool {
+        if self.starting.load(std::sync::atomic::Ordering::Acquire) {
+            return false;
+        }
         self.table()
             .values()
             .all(|component| match component.status {

@@ -7,7 +7,6 @@ mod common;
 
 use std::collections::HashSet;
 use std::io::{BufWriter, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -64,7 +63,7 @@ buffer = {{ type = "disk", max_size = "2GiB" }}
 
 /// Sends `message 0` … `message {count - 1}` as RFC 5424 lines over one TCP connection.
 fn send_syslog(port: u16, first: usize, count: usize) {
-    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the syslog source");
+    let stream = common::connect_when_listening(port, Duration::from_secs(10));
     let mut writer = BufWriter::with_capacity(1 << 20, stream);
     for i in first..first + count {
         writeln!(

@@ -40,7 +40,7 @@ path = "{out}"
         out = out.display()
     );
     let mut agent = Agent::start(dir.path(), &config, api);
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut stream = common::connect_when_listening(port, Duration::from_secs(10));
     writeln!(stream, "a line for a dead aggregator").unwrap();
     drop(stream);
     let lines = wait_for_lines(&out, 1, Duration::from_secs(20));

@@ -380,7 +380,7 @@ inputs = ["in"]
         )
     };
     let mut agent = Agent::start(&agent_dir, &agent_config(true), agent_api);
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut stream = common::connect_when_listening(port, Duration::from_secs(10));
     writeln!(stream, "over mutual TLS").unwrap();
     drop(stream);
     assert_eq!(
@@ -396,7 +396,7 @@ inputs = ["in"]
 
     // Without its certificate the agent is refused: the line waits, the sink says why.
     let agent = Agent::start(&agent_dir, &agent_config(false), agent_api);
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut stream = common::connect_when_listening(port, Duration::from_secs(10));
     writeln!(stream, "without a certificate").unwrap();
     drop(stream);
     agent.wait_health_saying("unreachable", Duration::from_secs(20));

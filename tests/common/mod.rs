@@ -20,6 +20,21 @@ pub fn free_port() -> u16 {
         .expect("a free port on 127.0.0.1")
 }
 
+/// Connects to a source's TCP port, retrying while it is not listening yet (a source binds
+/// as it starts, which `/health` may report a moment before).
+pub fn connect_when_listening(port: u16, limit: Duration) -> TcpStream {
+    let started = Instant::now();
+    loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => return stream,
+            Err(error) if started.elapsed() > limit => {
+                panic!("nothing listens on 127.0.0.1:{port}: {error}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
 /// A free UDP port on 127.0.0.1.
 pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
