@@ -228,6 +228,36 @@ fn a_filter_changed_and_a_sink_added_mid_stream_lose_and_repeat_nothing() {
 }
 
 #[test]
+fn watch_config_reloads_when_the_file_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let log = root.join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let api = free_port();
+    let mut agent = Agent::spawn_with(
+        root,
+        &config(api, root, "b", false),
+        api,
+        &["--watch-config"],
+    );
+    agent.wait_healthy(Duration::from_secs(30));
+    let before = health(api);
+    // As an editor saves: a new file renamed over the old one.
+    let staged = root.join("tailfix.toml.new");
+    std::fs::write(&staged, config(api, root, "a", true)).unwrap();
+    std::fs::rename(&staged, root.join("tailfix.toml")).unwrap();
+    wait_for_reload(api, "applied", &before);
+    std::fs::write(&log, "n=1 kind=a\nn=2 kind=b\n").unwrap();
+    let lines = common::wait_for_lines(&root.join("second.log"), 1, Duration::from_secs(20));
+    assert_eq!(
+        lines,
+        ["n=2 kind=b"],
+        "the new rule and the new sink are in place"
+    );
+    agent.stop();
+}
+
+#[test]
 fn the_api_reloads_with_its_token_only() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();

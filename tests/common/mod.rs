@@ -61,12 +61,18 @@ impl Agent {
 
     /// Starts the agent without waiting for it to become healthy.
     pub fn spawn(dir: &Path, config: &str, api_port: u16) -> Agent {
+        Agent::spawn_with(dir, config, api_port, &[])
+    }
+
+    /// As `spawn`, with more arguments to `tailfix run` (`--watch-config`).
+    pub fn spawn_with(dir: &Path, config: &str, api_port: u16, args: &[&str]) -> Agent {
         let path = dir.join("tailfix.toml");
         std::fs::write(&path, config).expect("write config");
         let child = Command::new(env!("CARGO_BIN_EXE_tailfix"))
             .arg("run")
             .arg("-c")
             .arg(&path)
+            .args(args)
             .current_dir(dir)
             .env(
                 "RUST_LOG",
