@@ -357,10 +357,13 @@ fn restart_needed(
             ));
         }
     };
-    check(
-        format!("{:?}", old.api) != format!("{:?}", new.api),
-        "[api]",
-    );
+    // Whether the API serves TLS needs a restart; its certificates are read again on reload.
+    let without_tls = |api: &crate::settings::ApiConfig| {
+        let mut api = api.clone();
+        let serves_tls = api.tls.take().is_some();
+        format!("{api:?} tls={serves_tls}")
+    };
+    check(without_tls(&old.api) != without_tls(&new.api), "[api]");
     check(
         format!("{:?}", old.nodes) != format!("{:?}", new.nodes),
         "[nodes]",

@@ -21,12 +21,7 @@ pub async fn register_and_heartbeat(agent: AgentConfig, stop: CancellationToken)
         tracing::warn!("mode = \"agent\" without [agent].aggregator: not registering");
         return;
     };
-    let client = agent
-        .aggregator_tls
-        .apply(crate::http::builder(Duration::from_secs(10)))
-        .map_err(|error| error.to_string())
-        .and_then(|builder| builder.build().map_err(|error| error.to_string()));
-    let client = match client {
+    let client = match agent.aggregator_tls.client(Duration::from_secs(10)) {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "cannot set up the client for the aggregator: not registering");

@@ -124,6 +124,13 @@ impl ClientTls {
             .collect()
     }
 
+    /// The one HTTP client (`crate::http`) with this authority and certificate.
+    pub fn client(&self, timeout: std::time::Duration) -> Result<reqwest::Client, TlsError> {
+        self.apply(crate::http::builder(timeout))?
+            .build()
+            .map_err(|error| TlsError(format!("HTTP client: {error}")))
+    }
+
     /// Adds the authority and the client certificate to a client being built.
     pub fn apply(
         &self,

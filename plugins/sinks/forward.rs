@@ -77,10 +77,8 @@ impl SinkConfig for ForwardConfig {
             .clone()
             .unwrap_or_else(|| cx.global.agent.aggregator_tls.clone());
         let client = tls
-            .apply(crate::http::builder(self.timeout.0))
-            .map_err(|error| BuildError(format!("tls: {error}")))?
-            .build()
-            .map_err(|error| BuildError(format!("HTTP client: {error}")))?;
+            .client(self.timeout.0)
+            .map_err(|error| BuildError(format!("tls: {error}")))?;
         Ok(Box::new(ForwardSink {
             url: format!("{}/api/v1/events", uri.trim_end_matches('/')),
             token,

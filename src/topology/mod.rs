@@ -93,12 +93,6 @@ pub struct Changes {
     pub warnings: Vec<String>,
 }
 
-impl Changes {
-    pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
-    }
-}
-
 /// What the config wants of one component.
 struct Wanted<'c> {
     kind: ComponentKind,
@@ -290,7 +284,8 @@ impl RunningTopology {
                     let (sender, upstream) = flume::bounded(CHANNEL_BATCHES);
                     let (to_sink, receiver) = flume::bounded(CHANNEL_BATCHES);
                     let metrics =
-                        self.component_metrics(&spec.id, ComponentKind::Sink, &spec.type_name);
+                        self.metrics
+                            .component(&spec.id, ComponentKind::Sink, &spec.type_name);
                     match self.start_buffer(&spec.id, settings.clone(), upstream, to_sink, &metrics)
                     {
                         Ok(buffer) => {
@@ -331,16 +326,18 @@ impl RunningTopology {
             .iter()
             .map(|(spec, _)| {
                 let metrics =
-                    self.component_metrics(&spec.id, ComponentKind::Transform, &spec.type_name);
-                (self.output_of(&metrics), metrics)
+                    self.metrics
+                        .component(&spec.id, ComponentKind::Transform, &spec.type_name);
+                (Output::detached(metrics.clone()), metrics)
             })
             .collect();
         let source_outputs: Vec<(Output, ComponentMetrics)> = sources
             .iter()
             .map(|(spec, _)| {
                 let metrics =
-                    self.component_metrics(&spec.id, ComponentKind::Source, &spec.type_name);
-                (self.output_of(&metrics), metrics)
+                    self.metrics
+                        .component(&spec.id, ComponentKind::Source, &spec.type_name);
+                (Output::detached(metrics.clone()), metrics)
             })
             .collect();
         let producers = transforms
@@ -385,15 +382,6 @@ impl RunningTopology {
             }
         }
         Ok(changes)
-    }
-
-    fn component_metrics(
-        &self,
-        id: &str,
-        kind: ComponentKind,
-        type_name: &str,
-    ) -> ComponentMetrics {
-        self.metrics.component(id, kind, type_name)
     }
 
     /// The channel a consumer will read: the one its predecessor read, or a new one.
@@ -471,7 +459,7 @@ impl RunningTopology {
                 } else {
                     want.when_full
                 };
-                let consumer_metrics = self.component_metrics(consumer, want.kind, want.type_name);
+                let consumer_metrics = self.metrics.component(consumer, want.kind, want.type_name);
                 targets.add_target(Arc::from(*consumer), sender, when_full, &consumer_metrics);
             }
             output.rewire(targets);
@@ -516,7 +504,9 @@ impl RunningTopology {
         (receiver, sender): Opened,
         wanted: &BTreeMap<&str, Wanted<'_>>,
     ) {
-        let metrics = self.component_metrics(&spec.id, ComponentKind::Sink, &spec.type_name);
+        let metrics = self
+            .metrics
+            .component(&spec.id, ComponentKind::Sink, &spec.type_name);
         let stop = CancellationToken::new();
         let input = Input::shared(receiver, metrics.clone(), stop.clone());
         let channel = Channel {
@@ -615,11 +605,6 @@ impl RunningTopology {
             task: Some(task),
         };
         self.components.insert(spec.id.clone(), running);
-    }
-
-    /// A producer's output; the rewiring gives it its consumers.
-    fn output_of(&self, metrics: &ComponentMetrics) -> Output {
-        Output::detached(metrics.clone())
     }
 
     #[allow(clippy::too_many_arguments)]
