@@ -584,12 +584,8 @@ impl Writer {
             unreachable!("a segment was opened above");
         };
         let seq = self.next_seq;
-        if let Err(error) = segment.append(seq, &self.record) {
-            // A torn record is left in the file: start a new segment for the next attempt.
-            self.segment = None;
-            layout.writing = None;
-            return Err(AppendError::Io(error));
-        }
+        // On a failure the segment is written on at the next attempt (see `SegmentWriter`).
+        segment.append(seq, &self.record).map_err(AppendError::Io)?;
         self.next_seq += 1;
         let number = segment.number();
         layout.segments.insert(number, segment.written());

@@ -118,8 +118,9 @@ impl SegmentWriter {
         self.written
     }
 
-    /// Appends one record; returns its offset. On an error nothing counts as written (a part
-    /// that reached the file is a torn record, skipped when read).
+    /// Appends one record; returns its offset. On an error nothing counts as written: a part
+    /// that reached the file is cut off again (or, if that fails too, left as a torn record,
+    /// skipped when read).
     pub fn append(&mut self, seq: u64, payload: &[u8]) -> std::io::Result<u64> {
         if payload.is_empty() || payload.len() > MAX_RECORD {
             return Err(std::io::Error::new(
@@ -136,8 +137,12 @@ impl SegmentWriter {
         self.frame.extend_from_slice(payload);
         let offset = self.written;
         if let Err(error) = self.file.write_all(&self.frame) {
-            // Whatever part was written is a torn record; what follows goes to the next segment.
-            self.written = u64::MAX / 2;
+            // Cut off whatever part was written (a full disk), so the segment can be written on
+            // when there is room again; if even that fails, the torn record stays and the next
+            // record goes to a new segment.
+            if self.file.set_len(self.written).is_err() {
+                self.written = u64::MAX / 2;
+            }
             return Err(error);
         }
         self.written += self.frame.len() as u64;
